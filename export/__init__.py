@@ -1,0 +1,1 @@
+"""Export stage: PyTorch checkpoint -> self-describing ONNX model directory."""

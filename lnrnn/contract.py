@@ -1,0 +1,193 @@
+"""The artifact contract between ``lnrnn.export`` (writes) and ``lnrnn.serve`` (reads).
+
+Torch-free and onnx-free on purpose: it is plain names, numbers and JSON helpers.
+
+A model directory holds:
+
+* ``step.onnx``: one time step, no control flow.
+  inputs  ``token`` int64 [B], ``state`` float32 [L, B, S]
+  outputs ``logprobs`` float32 [B, V] (log-softmax of the next byte after consuming ``token``),
+          ``state_out`` float32 [L, B, S]
+* ``sequence.onnx``: a whole sequence, dynamic B and T (T >= 2).
+  inputs  ``tokens`` int64 [B, T], ``state`` float32 [L, B, S]
+  outputs ``token_logprobs`` float32 [B, T-1] = log p(tokens[:, t+1] | tokens[:, :t+1]),
+          ``last_logprobs`` float32 [B, V] (distribution after the last token),
+          ``state_out`` float32 [L, B, S]
+* optionally ``step.int8.onnx`` / ``sequence.int8.onnx`` with the same names.
+
+S = H for GRU/MGU and 2H for LSTM (h then c). V = 257: the 256 byte values and BOS = 256.
+A document is scored as [BOS, b0, ..., b(n-1)] from the initial state, so every byte is paid for.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+
+# --- vocabulary --------------------------------------------------------------------------------
+N_BYTES = 256
+BOS_ID = 256
+VOCAB_SIZE = 257
+VOCAB_NAME = "bytes+bos"
+
+# --- file names --------------------------------------------------------------------------------
+STEP_FILE = "step.onnx"
+SEQUENCE_FILE = "sequence.onnx"
+STEP_INT8_FILE = "step.int8.onnx"
+SEQUENCE_INT8_FILE = "sequence.int8.onnx"
+
+# --- graph input/output names (state in and state out never share a name) ---------------------
+STEP_INPUTS = ("token", "state")
+STEP_OUTPUTS = ("logprobs", "state_out")
+SEQUENCE_INPUTS = ("tokens", "state")
+SEQUENCE_OUTPUTS = ("token_logprobs", "last_logprobs", "state_out")
+MIN_SEQUENCE_TOKENS = 2  # T >= 2: ORT's Scan over an empty sequence kills the process (SIGFPE)
+
+# --- metadata_props keys -----------------------------------------------------------------------
+META_CONFIG = "lnrnn.config"  # JSON ArtifactConfig
+META_INITIAL_STATE = "lnrnn.initial_state"  # JSON nested list [L][S]: the learned initial state
+META_VALID_BPC = "lnrnn.valid_bpc"  # float as text, "" when unknown
+META_TRAIN_DATA = "lnrnn.train_data"  # free text: which data trained it
+META_VERSION = "lnrnn.version"  # lnrnn version that exported it
+META_GRAPH = "lnrnn.graph"  # "step" | "sequence-generic" | "sequence-fast"
+META_INT8_BPC_DELTA = "lnrnn.int8_bpc_delta"  # int8 files only: valid BPC(int8) - BPC(fp32)
+REQUIRED_META = (META_CONFIG, META_INITIAL_STATE, META_VALID_BPC, META_TRAIN_DATA, META_VERSION)
+
+CELLS = ("gru", "lstm", "mgu")
+NORMS = ("layer", "none", "batch")
+
+
+class ContractError(ValueError):
+    """A model file or its metadata does not follow the artifact contract."""
+
+
+@dataclass(frozen=True)
+class ArtifactConfig:
+    """What ``lnrnn.config`` holds: enough to shape inputs without torch or the checkpoint."""
+
+    cell: str
+    norm: str
+    layers: int
+    hidden: int
+    embedding: int
+    parameters: int = 0
+    vocab: str = VOCAB_NAME
+    vocab_size: int = VOCAB_SIZE
+    bos_id: int = BOS_ID
+
+    @property
+    def state_size(self) -> int:
+        """S: h for GRU/MGU, h then c for LSTM."""
+        return 2 * self.hidden if self.cell == "lstm" else self.hidden
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ArtifactConfig:
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ContractError(f"{META_CONFIG} is not valid JSON: {err}") from err
+        if not isinstance(raw, dict):
+            raise ContractError(f"{META_CONFIG} must be a JSON object")
+        known = set(cls.__dataclass_fields__)
+        try:
+            cfg = cls(**{k: v for k, v in raw.items() if k in known})
+        except TypeError as err:
+            raise ContractError(f"{META_CONFIG} is missing fields: {err}") from err
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        if self.cell not in CELLS:
+            raise ContractError(f"unknown cell {self.cell!r}; expected one of {CELLS}")
+        if self.norm not in NORMS:
+            raise ContractError(f"unknown norm {self.norm!r}; expected one of {NORMS}")
+        for name in ("layers", "hidden", "embedding"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ContractError(f"{name} must be a positive integer, got {value!r}")
+        if self.vocab != VOCAB_NAME or self.vocab_size != VOCAB_SIZE or self.bos_id != BOS_ID:
+            raise ContractError(
+                f"vocabulary must be {VOCAB_NAME!r} with {VOCAB_SIZE} ids and BOS {BOS_ID}, got "
+                f"{self.vocab!r}/{self.vocab_size}/{self.bos_id}"
+            )
+
+
+@dataclass(frozen=True)
+class ArtifactMetadata:
+    """All lnrnn metadata of one ONNX file, parsed and checked."""
+
+    config: ArtifactConfig
+    initial_state: list[list[float]]  # [L][S]
+    valid_bpc: float | None
+    train_data: str
+    version: str
+    graph: str = ""
+    int8_bpc_delta: float | None = None
+
+    def to_props(self) -> dict[str, str]:
+        props = {
+            META_CONFIG: self.config.to_json(),
+            META_INITIAL_STATE: json.dumps(self.initial_state),
+            META_VALID_BPC: "" if self.valid_bpc is None else repr(float(self.valid_bpc)),
+            META_TRAIN_DATA: self.train_data,
+            META_VERSION: self.version,
+        }
+        if self.graph:
+            props[META_GRAPH] = self.graph
+        if self.int8_bpc_delta is not None:
+            props[META_INT8_BPC_DELTA] = repr(float(self.int8_bpc_delta))
+        return props
+
+    @classmethod
+    def from_props(cls, props: Mapping[str, str]) -> ArtifactMetadata:
+        missing = [k for k in REQUIRED_META if k not in props]
+        if missing:
+            raise ContractError(f"model metadata is missing {', '.join(missing)}")
+        config = ArtifactConfig.from_json(props[META_CONFIG])
+        try:
+            state = json.loads(props[META_INITIAL_STATE])
+        except json.JSONDecodeError as err:
+            raise ContractError(f"{META_INITIAL_STATE} is not valid JSON: {err}") from err
+        if (
+            not isinstance(state, list)
+            or len(state) != config.layers
+            or any(not isinstance(row, list) or len(row) != config.state_size for row in state)
+        ):
+            raise ContractError(
+                f"{META_INITIAL_STATE} must be a [{config.layers}][{config.state_size}] list of numbers"
+            )
+        return cls(
+            config=config,
+            initial_state=[[float(v) for v in row] for row in state],
+            valid_bpc=_optional_float(props[META_VALID_BPC], META_VALID_BPC),
+            train_data=props[META_TRAIN_DATA],
+            version=props[META_VERSION],
+            graph=props.get(META_GRAPH, ""),
+            int8_bpc_delta=_optional_float(props.get(META_INT8_BPC_DELTA, ""), META_INT8_BPC_DELTA),
+        )
+
+
+def _optional_float(text: str, key: str) -> float | None:
+    if text == "":
+        return None
+    try:
+        return float(text)
+    except ValueError as err:
+        raise ContractError(f"{key} must be a number, got {text!r}") from err
+
+
+def encode(text: str) -> bytes:
+    """Text -> UTF-8 bytes. Lone surrogates cannot be encoded and raise ``ValueError``."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise ValueError(f"text is not encodable as UTF-8: {err.reason} at position {err.start}") from err
+
+
+def document_tokens(data: bytes) -> list[int]:
+    """[BOS, b0, ..., b(n-1)]: the token ids a document is scored as."""
+    return [BOS_ID, *data]

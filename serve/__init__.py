@@ -1,0 +1,1 @@
+"""Serving stage: FastAPI on ONNX Runtime. Never imports torch or lnrnn.train."""

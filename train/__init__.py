@@ -1,0 +1,1 @@
+"""Training stage: the model definition, data, and the training loop (PyTorch)."""

@@ -1,0 +1,9 @@
+"""`lnrnn` subcommands of the train stage (module-level imports stay torch-free)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add this stage's subcommands to the `lnrnn` parser."""
