@@ -125,6 +125,10 @@ class ByteLM(nn.Module):
         """The (learned) initial state, expanded to a batch: (L, B, S)."""
         return self.initial_state.unsqueeze(1).expand(-1, batch, -1)
 
+    def top_output(self, outputs: list[Tensor] | tuple[Tensor, ...]) -> Tensor:
+        """Layer outputs (B, T, H) each -> what feeds the output layer: the top one, or their sum."""
+        return torch.stack(list(outputs)).sum(0) if self.config.sum_layers else outputs[-1]
+
     def head(self, top: Tensor) -> Tensor:
         """Top output (..., H) -> logits (..., V); output weights are the embedding (Press & Wolf 2017)."""
         if self.projection is not None:
@@ -144,7 +148,7 @@ class ByteLM(nn.Module):
             x, s = run_layer(cell, x, state[i], hoist=cfg.hoist)  # (B, T, H), (B, S)
             states.append(s)
             outputs.append(x)
-        top_raw = torch.stack(outputs).sum(0) if cfg.sum_layers else x
+        top_raw = self.top_output(outputs)
         top = locked_dropout(top_raw, cfg.dropout_output, self.training)
         return ModelOutput(self.head(top), torch.stack(states), top_raw, top)
 

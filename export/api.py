@@ -1,0 +1,197 @@
+"""Public Python API of the export stage: ``export_model`` and ``export_run``."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from lnrnn import __version__
+from lnrnn.bpc import bits_per_byte
+from lnrnn.contract import (
+    SEQUENCE_FILE,
+    SEQUENCE_INPUTS,
+    SEQUENCE_INT8_FILE,
+    SEQUENCE_OUTPUTS,
+    STEP_FILE,
+    STEP_INPUTS,
+    STEP_INT8_FILE,
+    STEP_OUTPUTS,
+    ArtifactConfig,
+    ArtifactMetadata,
+)
+from lnrnn.errors import UserError
+from lnrnn.export import quantize as q
+from lnrnn.export import runtime
+from lnrnn.export.errors import ExportCheckError, VerificationError
+from lnrnn.export.onnx_export import EXPORTER, set_metadata
+from lnrnn.export.report import ExportReport
+from lnrnn.export.sequence_fast import build_fast
+from lnrnn.export.sequence_generic import build_generic
+from lnrnn.export.step_graph import build_step
+from lnrnn.export.verify import Check, Verification, check_graph, default_verify_data, verify_export
+from lnrnn.train.model import ByteLM
+
+SEQUENCE_KINDS = ("fast", "generic")
+QUANTIZE_KINDS = ("int8",)
+
+
+def artifact_metadata(
+    model: ByteLM, valid_bpc: float | None, train_data: str, graph: str, int8_bpc_delta: float | None = None
+) -> ArtifactMetadata:
+    cfg = model.config
+    config = ArtifactConfig(
+        cell=cfg.cell,
+        norm=cfg.norm,
+        layers=cfg.layers,
+        hidden=cfg.hidden,
+        embedding=cfg.embedding_size,
+        parameters=model.num_parameters(),
+    )
+    initial = model.initial_state.detach().double().tolist()
+    return ArtifactMetadata(config, initial, valid_bpc, train_data, __version__, graph, int8_bpc_delta)
+
+
+def export_model(
+    model: ByteLM,
+    out_dir: str | Path,
+    *,
+    sequence: str = "fast",
+    valid_bpc: float | None = None,
+    train_data: str = "",
+    quantize: str | None = None,
+    verify_data: bytes | None = None,
+) -> ExportReport:
+    """Write ``step.onnx`` and ``sequence.onnx`` (+ int8 files) of ``model`` into ``out_dir``, then verify.
+
+    ``verify_data`` defaults to the packaged 10 kB sample. The report is always written to
+    ``out_dir/export_report.json``; if any check failed, :class:`VerificationError` is raised afterwards with
+    every typed failure in ``.failures`` and the report in ``.report``.
+    """
+    if sequence not in SEQUENCE_KINDS:
+        raise UserError(f"unknown sequence graph {sequence!r}; expected one of {', '.join(SEQUENCE_KINDS)}")
+    if quantize not in (None, *QUANTIZE_KINDS):
+        raise UserError(f"unknown quantization {quantize!r}; expected one of {', '.join(QUANTIZE_KINDS)}")
+    data = default_verify_data() if verify_data is None else bytes(verify_data)
+    if not data:
+        raise UserError("verify data is empty; it needs at least one byte")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    was_training = model.training
+    model.eval()
+    try:
+        report, failures = _export(model, out, sequence, valid_bpc, train_data, quantize, data)
+    finally:
+        model.train(was_training)
+    report.write(out)
+    if failures:
+        raise VerificationError(failures, report)
+    return report
+
+
+def export_run(run_dir: str | Path, out_dir: str | Path, **kw: Any) -> ExportReport:
+    """Export the best checkpoint of a training run (or a checkpoint file); see :func:`export_model`."""
+    from lnrnn.train.checkpoint import load_model
+
+    model, meta = load_model(Path(run_dir))
+    valid_bpc = meta.get("valid_bpc")
+    train_data = meta.get("train_data", "")
+    kw.setdefault("valid_bpc", float(valid_bpc) if isinstance(valid_bpc, int | float) else None)
+    kw.setdefault("train_data", train_data if isinstance(train_data, str) else json.dumps(train_data))
+    return export_model(model, out_dir, **kw)
+
+
+def _export(
+    model: ByteLM,
+    out: Path,
+    sequence: str,
+    valid_bpc: float | None,
+    train_data: str,
+    quantize: str | None,
+    data: bytes,
+) -> tuple[ExportReport, list[ExportCheckError]]:
+    report = ExportReport(str(out), model.config.to_dict(), sequence, EXPORTER)
+    t0 = time.perf_counter()
+    step = build_step(model)
+    t1 = time.perf_counter()
+    seq = build_fast(model) if sequence == "fast" else build_generic(step)
+    t2 = time.perf_counter()
+    set_metadata(step, artifact_metadata(model, valid_bpc, train_data, "step"))
+    set_metadata(seq, artifact_metadata(model, valid_bpc, train_data, f"sequence-{sequence}"))
+    step_path, seq_path = out / STEP_FILE, out / SEQUENCE_FILE
+    onnx.save(step, str(step_path))
+    onnx.save(seq, str(seq_path))
+    for stale in (STEP_INT8_FILE, SEQUENCE_INT8_FILE):  # never leave int8 files of an older export
+        (out / stale).unlink(missing_ok=True)
+    report.timings_s |= {"export_step": t1 - t0, "export_sequence": t2 - t1}
+    report.layer_norm_nodes = {
+        STEP_FILE: count_ops(step, "LayerNormalization"),
+        SEQUENCE_FILE: count_ops(seq, "LayerNormalization"),
+    }
+
+    v = verify_export(model, step_path, seq_path, data)
+    report.timings_s["verify"] = v.seconds
+    report.max_abs_diff, report.bpc = v.max_abs_diff, v.bpc
+    if quantize == "int8" and not v.failures:
+        report.int8 = _int8(model, out, valid_bpc, train_data, sequence, v, data)
+        report.timings_s["quantize"] = report.int8.pop("seconds")
+    report.files = {p.name: p.stat().st_size for p in sorted(out.glob("*.onnx"))}
+    report.checks = [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in v.checks]
+    report.failures = [f"{type(f).__name__}: {f}" for f in v.failures]
+    report.ok = not v.failures
+    return report, v.failures
+
+
+def _int8(
+    model: ByteLM,
+    out: Path,
+    valid_bpc: float | None,
+    train_data: str,
+    sequence: str,
+    v: Verification,
+    data: bytes,
+) -> dict[str, Any]:
+    """Quantize both graphs, measure BPC(int8) - BPC(fp32 ONNX) on ``data``; keep the files if close."""
+    start = time.perf_counter()
+    pairs = ((STEP_FILE, STEP_INT8_FILE, "step"), (SEQUENCE_FILE, SEQUENCE_INT8_FILE, f"sequence-{sequence}"))
+    for src, dst, _ in pairs:
+        q.quantize_file(out / src, out / dst)
+    check = Verification()  # int8 structure checks are reported, but a big delta is not an export failure
+    check_graph(check, out / STEP_INT8_FILE, STEP_INPUTS, STEP_OUTPUTS)
+    check_graph(check, out / SEQUENCE_INT8_FILE, SEQUENCE_INPUTS, SEQUENCE_OUTPUTS)
+    sess = runtime.open_session(out / SEQUENCE_INT8_FILE)
+    init = model.initial_state.detach().numpy()
+    int8_bpc = bits_per_byte(runtime.document_nats(sess, init, data), len(data))
+    delta = int8_bpc - float(v.bpc["onnx"])
+    kept = bool(delta <= q.MAX_BPC_DELTA) and not check.failures
+    quantized = {}
+    for _, dst, graph in pairs:
+        proto = onnx.load(str(out / dst))
+        quantized[dst] = q.quantization_summary(proto)
+        if kept:
+            set_metadata(proto, artifact_metadata(model, valid_bpc, train_data, graph, int8_bpc_delta=delta))
+            onnx.save(proto, str(out / dst))
+        else:
+            (out / dst).unlink()
+    v.checks.extend(check.checks)
+    v.failures.extend(check.failures)
+    verdict = "kept" if kept else "deleted"
+    relation = "<=" if delta <= q.MAX_BPC_DELTA else ">"
+    detail = f"{int8_bpc:.6f} - {v.bpc['onnx']:.6f} = {delta:+.2e} bits/byte ({relation} {q.MAX_BPC_DELTA})"
+    v.checks.append(Check("int8 BPC delta", True, f"{detail}; int8 files {verdict}"))
+    return {
+        "bpc": int8_bpc,
+        "bpc_delta": delta,
+        "max_delta": q.MAX_BPC_DELTA,
+        "kept": kept,
+        "quantized_ops": quantized,
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def count_ops(model: onnx.ModelProto, op_type: str) -> int:
+    """Nodes of ``op_type`` in the main graph and every sub-graph."""
+    return sum(counts.get(op_type, 0) for counts in q.op_counts(model).values())

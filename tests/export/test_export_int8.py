@@ -1,0 +1,45 @@
+"""int8: dynamic quantization of MatMul/Gemm weights (Scan bodies included); LayerNormalization stays fp32."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+import pytest
+from export_testlib import tiny_model
+
+from lnrnn.contract import ArtifactMetadata
+from lnrnn.export import quantize
+from lnrnn.export.api import count_ops, export_model
+
+
+@pytest.mark.parametrize("sequence", ["fast", "generic"])
+def test_int8_written_with_delta(sequence: str, tmp_path: Path, verify_text: bytes) -> None:
+    model = tiny_model("gru", "layer", 2, hidden=32)
+    report = export_model(model, tmp_path, sequence=sequence, quantize="int8", verify_data=verify_text)
+    assert report.int8 is not None
+    delta = report.int8["bpc_delta"]
+    assert abs(delta) < quantize.MAX_BPC_DELTA and report.int8["kept"]
+    ops = report.int8["quantized_ops"]["sequence.int8.onnx"]
+    if sequence == "fast":  # head and upper input paths run over all T in the main graph
+        assert ops["main"].get("MatMulInteger", 0) >= 1
+    bodies = [g for g in ops if g != "main"]
+    assert bodies and all(ops[g].get("MatMulInteger", 0) >= 1 for g in bodies)  # the Scan bodies too
+    assert not any(ops[g].get("MatMul", 0) or ops[g].get("Gemm", 0) for g in ops)  # no fp32 matmul left
+    for fp32, int8 in (("step.onnx", "step.int8.onnx"), ("sequence.onnx", "sequence.int8.onnx")):
+        q = onnx.load(str(tmp_path / int8))
+        assert count_ops(q, "LayerNormalization") == count_ops(
+            onnx.load(str(tmp_path / fp32)), "LayerNormalization"
+        )
+        meta = ArtifactMetadata.from_props({p.key: p.value for p in q.metadata_props})
+        assert meta.int8_bpc_delta == pytest.approx(delta)
+
+
+def test_int8_deleted_when_delta_too_big(
+    tmp_path: Path, verify_text: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(quantize, "MAX_BPC_DELTA", -1.0)
+    report = export_model(tiny_model("mgu", "layer", 1), tmp_path, quantize="int8", verify_data=verify_text)
+    assert report.ok and report.int8 is not None and not report.int8["kept"]
+    assert not (tmp_path / "step.int8.onnx").exists() and not (tmp_path / "sequence.int8.onnx").exists()
+    assert any("int8 files deleted" in line for line in report.lines())
