@@ -17,9 +17,10 @@ install:  ## create .venv if missing; torch==2.13.0 (CPU wheel) first, then lnrn
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[train,serve,cpu,dev]'
 
 .PHONY: lint
-lint: install  ## ruff check + ruff format --check
+lint: install  ## ruff check + ruff format --check + hadolint Dockerfile
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/hadolint --no-color --failure-threshold warning Dockerfile
 
 .PHONY: format
 format: install  ## ruff --fix + ruff format
@@ -29,3 +30,12 @@ format: install  ## ruff --fix + ruff format
 .PHONY: test
 test: install lint  ## install, lint, and run the whole test suite (what CI runs)
 	$(BIN)/pytest
+
+SERVE_VENV ?= .venv-serve
+MODEL ?= models/default
+
+.PHONY: serve
+serve:  ## serving-only venv (.venv-serve, no torch), then serve $(MODEL) on http://127.0.0.1:8000 (docs: /docs)
+	@test -x $(SERVE_VENV)/bin/python || $(PYTHON) -m venv $(SERVE_VENV)
+	$(SERVE_VENV)/bin/pip install -q --disable-pip-version-check -e '.[serve,cpu]'
+	$(SERVE_VENV)/bin/lnrnn serve $(MODEL)

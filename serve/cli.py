@@ -1,9 +1,212 @@
-"""`lnrnn` subcommands of the serve stage (module-level imports stay torch-free)."""
+"""`lnrnn serve|score|predict|generate`: the serve stage's subcommands (torch-free, lazy heavy imports)."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lnrnn.errors import UserError
+
+if TYPE_CHECKING:
+    from lnrnn.serve.config import Settings
+    from lnrnn.serve.runtime import Runtime
+
+PROGRESS_MIN_BYTES = 256 * 1024  # show a progress bar (stderr, TTY only) from this size on
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add this stage's subcommands to the `lnrnn` parser."""
+    model = argparse.ArgumentParser(add_help=False)
+    model.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), help="ONNX Runtime device (default: auto)"
+    )
+    model.add_argument("--threads", type=int, help="ORT intra-op threads (default 1; 0 = one per core)")
+
+    p = sub.add_parser(
+        "serve",
+        parents=[model],
+        help="serve a model over HTTP (FastAPI + ONNX Runtime)",
+        description="Start the HTTP API (docs at /docs). Also configurable by LNRNN_* environment variables.",
+    )
+    p.add_argument(
+        "model_dir", nargs="?", help="model directory (default: $LNRNN_MODEL_DIR or models/default)"
+    )
+    p.add_argument("--host", help="bind address (default 127.0.0.1; use 0.0.0.0 to listen on all interfaces)")
+    p.add_argument("--port", type=int, help="port (default 8000)")
+    p.add_argument(
+        "--log-level", choices=("critical", "error", "warning", "info", "debug"), help="uvicorn log level"
+    )
+    p.set_defaults(handler=serve)
+
+    def with_model(name: str, **kw: Any) -> argparse.ArgumentParser:
+        parser = sub.add_parser(name, parents=[model], **kw)
+        parser.add_argument(
+            "--model", dest="model_dir", help="model directory (default: $LNRNN_MODEL_DIR or models/default)"
+        )
+        return parser
+
+    p = with_model("score", help="bits per byte of a file, next to gzip, bzip2 and xz")
+    p.add_argument("file", help="file to score, or - for standard input")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.set_defaults(handler=score)
+
+    p = with_model("predict", help="most likely next characters after TEXT")
+    p.add_argument("text", help="the context (may be empty: '')")
+    p.add_argument("--top-k", type=int, default=5, help="how many characters to list (default 5)")
+    p.add_argument("--temperature", type=float, default=1.0, help="divides the log-probabilities (default 1)")
+    p.set_defaults(handler=predict)
+
+    p = with_model("generate", help="sample a continuation of PROMPT")
+    p.add_argument("prompt", help="text to continue (may be empty: '')")
+    p.add_argument("--max-chars", type=int, default=200, help="characters to generate (default 200)")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1)")
+    p.add_argument(
+        "--top-k", type=int, default=0, help="sample among the k most likely bytes; 0 = all (default)"
+    )
+    p.add_argument("--seed", type=int, help="random seed: the same seed gives the same text")
+    p.set_defaults(handler=generate)
+
+
+def _settings(args: argparse.Namespace, *names: str) -> Settings:
+    from pydantic import ValidationError
+
+    from lnrnn.serve.config import Settings
+
+    overrides = {
+        n: getattr(args, n)
+        for n in ("model_dir", "device", "threads", *names)
+        if getattr(args, n, None) is not None
+    }
+    try:
+        return Settings(**overrides)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise UserError(
+            f"bad setting {where}: {first['msg']} (check the flag or LNRNN_{where.upper()})"
+        ) from None
+
+
+def _load(settings: Settings) -> Runtime:
+    from lnrnn.serve.app import load_runtime
+    from lnrnn.serve.runtime import ModelLoadError
+
+    try:
+        return load_runtime(settings)
+    except ModelLoadError as err:
+        raise UserError(str(err)) from None
+
+
+def serve(args: argparse.Namespace) -> int:
+    import functools
+
+    import uvicorn
+
+    from lnrnn.serve.app import create_app
+
+    settings = _settings(args, "host", "port", "log_level")
+    runtime = _load(settings)  # fail fast, with one line, before binding the port
+    factory = functools.partial(create_app, settings, runtime)
+    uvicorn.run(factory, factory=True, host=settings.host, port=settings.port, log_level=settings.log_level)
+    return 0
+
+
+def _read(file: str) -> bytes:
+    if file == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return Path(file).read_bytes()
+    except OSError as err:
+        raise UserError(f"cannot read {file}: {err.strerror}") from None
+
+
+def echo(line: str = "", *, err: bool = False, end: str = "\n") -> None:
+    """The only output path of the serve CLI (the rest of serve/ logs instead of printing)."""
+    print(line, end=end, file=sys.stderr if err else sys.stdout)
+
+
+class _Progress:
+    """A one-line progress bar on stderr."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done = total, 0
+
+    def __call__(self, n: int) -> None:
+        self.done = min(self.total, self.done + n)
+        filled = 30 * self.done // self.total
+        bar = "#" * filled + "." * (30 - filled)
+        echo(f"\rscoring [{bar}] {100 * self.done // self.total:3d}% of {self.total} bytes", end="", err=True)
+        if self.done == self.total:
+            echo(err=True)
+
+
+def score(args: argparse.Namespace) -> int:
+    from lnrnn.bpc import bits_per_byte, nats_to_bits
+    from lnrnn.serve.compressors import compressed_sizes
+
+    data = _read(args.file)
+    if not data:
+        raise UserError(f"{args.file} is empty; there is nothing to score")
+    runtime = _load(_settings(args))
+    progress = _Progress(len(data) + 1) if len(data) >= PROGRESS_MIN_BYTES and sys.stderr.isatty() else None
+    scored = runtime.score(data, progress=progress)
+    bits, bpc = nats_to_bits(scored.nats), bits_per_byte(scored.nats, len(data))
+    sizes = compressed_sizes(data)
+    if args.json:
+        result = {
+            "file": args.file,
+            "bytes": len(data),
+            "bits": bits,
+            "bpc": bpc,
+            "model": str(runtime.model_dir),
+            "provider": runtime.provider,
+            "compressors": {
+                name: {"bytes": size, "bits": 8 * size, "bpc": 8 * size / len(data)}
+                for name, size in sizes.items()
+            },
+        }
+        echo(json.dumps(result))
+        return 0
+    cfg = runtime.meta.config
+    echo(f"file     {args.file} ({len(data)} bytes)")
+    echo(f"model    {runtime.model_dir} ({cfg.cell} {cfg.layers}x{cfg.hidden}, {runtime.provider})")
+    echo(f"{'method':<9}{'bits':>14}{'bits/byte':>11}")
+    echo(f"{'lnrnn':<9}{bits:>14.1f}{bpc:>11.4f}")
+    for name, size in sizes.items():
+        echo(f"{name:<9}{8 * size:>14.1f}{8 * size / len(data):>11.4f}")
+    return 0
+
+
+def predict(args: argparse.Namespace) -> int:
+    from lnrnn.serve.decode import top_chars
+
+    if args.top_k < 1:
+        raise UserError(f"--top-k must be at least 1, got {args.top_k}")
+    if not args.temperature > 0 or args.temperature == float("inf"):
+        raise UserError(f"--temperature must be a finite number > 0, got {args.temperature}")
+    runtime = _load(_settings(args))
+    last, state = runtime.context(args.text.encode("utf-8", errors="surrogateescape"))
+    found = top_chars(runtime, last, state, args.top_k, args.temperature)
+    for char, p in found:
+        echo(f"{char!r:>10}  {p:.6f}")
+    echo(f"{'other':>10}  {max(0.0, 1.0 - sum(p for _, p in found)):.6f}")
+    return 0
+
+
+def generate(args: argparse.Namespace) -> int:
+    from lnrnn.serve.decode import generate as sample_text
+
+    if args.max_chars < 1:
+        raise UserError(f"--max-chars must be at least 1, got {args.max_chars}")
+    if not args.temperature > 0 or args.temperature == float("inf"):
+        raise UserError(f"--temperature must be a finite number > 0, got {args.temperature}")
+    if args.top_k < 0:
+        raise UserError(f"--top-k must be 0 (all) or more, got {args.top_k}")
+    runtime = _load(_settings(args))
+    prompt = args.prompt.encode("utf-8", errors="surrogateescape")
+    text = sample_text(runtime, prompt, args.max_chars, args.temperature, args.top_k, args.seed)
+    echo(args.prompt + text)
+    return 0

@@ -1,0 +1,75 @@
+"""The FastAPI app factory. The model loads in the lifespan; a broken model leaves the server up, unready."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from lnrnn import __version__
+from lnrnn.serve import health, routes
+from lnrnn.serve.config import Settings, get_settings
+from lnrnn.serve.errors import add_exception_handlers
+from lnrnn.serve.metrics import Metrics
+from lnrnn.serve.middleware import GuardMiddleware
+from lnrnn.serve.runtime import ModelLoadError, Runtime
+
+log = logging.getLogger("lnrnn.serve")
+
+DESCRIPTION = """Next-character prediction, bits-per-byte scoring and generation with a byte-level
+layer-norm RNN on ONNX Runtime. Errors are `{"error": {"code": str, "message": str}}`;
+request bodies reject unknown fields."""
+
+
+def load_runtime(settings: Settings) -> Runtime:
+    return Runtime.load(
+        settings.model_dir,
+        device=settings.device,
+        threads=settings.threads,
+        int8=settings.int8,
+        chunk_tokens=settings.chunk_tokens,
+        cache_size=settings.cache_size,
+    )
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
+    """Build the app. ``runtime`` (already loaded, e.g. by the CLI) skips loading in the lifespan."""
+    settings = settings or get_settings()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loaded = runtime
+        if loaded is None:
+            try:
+                loaded = load_runtime(settings)
+            except ModelLoadError as err:
+                app.state.load_error = str(err)
+                log.error("model not loaded, /health/ready will answer 503: %s", err)
+        if loaded is not None:
+            cfg = loaded.meta.config
+            name = loaded.model_dir.resolve().name
+            metrics.model_info.labels(name, cfg.cell, str(cfg.layers), str(cfg.hidden), loaded.provider).set(
+                1
+            )
+            metrics.model_ready.set(1)
+            log.info(
+                "model %s loaded (%s %dx%d) on %s", name, cfg.cell, cfg.layers, cfg.hidden, loaded.provider
+            )
+        app.state.runtime = loaded
+        yield
+        app.state.runtime = None
+        metrics.model_ready.set(0)
+
+    app = FastAPI(title="lnrnn", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.runtime = None
+    app.state.load_error = None
+    add_exception_handlers(app)
+    app.add_middleware(GuardMiddleware, limit=settings.body_limit, metrics=metrics)
+    app.include_router(health.router)
+    app.include_router(routes.router)
+    return app

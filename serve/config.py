@@ -1,0 +1,48 @@
+"""Serving settings: environment variables with the ``LNRNN_`` prefix (pydantic-settings)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Device = Literal["auto", "cpu", "cuda"]
+DEFAULT_MODEL_DIR = Path("models/default")
+
+
+class Settings(BaseSettings):
+    """Every field can be set as ``LNRNN_<NAME>`` (e.g. ``LNRNN_MODEL_DIR=/models/x``)."""
+
+    model_config = SettingsConfigDict(env_prefix="LNRNN_", env_ignore_empty=True, extra="ignore", frozen=True)
+
+    model_dir: Path = Field(DEFAULT_MODEL_DIR, description="directory with step.onnx and sequence.onnx")
+    device: Device = Field("auto", description="auto: CUDA if really active, else CPU; cuda: fail without it")
+    threads: int = Field(1, ge=0, le=256, description="ORT intra-op threads per session; 0 = one per core")
+    int8: bool = Field(
+        False, description="load step.int8.onnx / sequence.int8.onnx instead of the fp32 files"
+    )
+    max_text_bytes: int = Field(1_000_000, ge=1, description="largest text (UTF-8 bytes) per request")
+    max_body_bytes: int = Field(0, ge=0, description="largest request body; 0 = 6 x max_text_bytes + 64 KiB")
+    max_batch: int = Field(32, ge=1, le=1024, description="most texts in one /v1/score batch")
+    max_generate_chars: int = Field(2000, ge=1, description="largest max_chars for /v1/generate")
+    chunk_tokens: int = Field(
+        4096, ge=2, description="tokens per sequence-graph call when scoring long texts"
+    )
+    cache_size: int = Field(256, ge=0, description="contexts whose state /v1/predict remembers; 0 = off")
+    host: str = Field("127.0.0.1", description="bind address for `lnrnn serve`")
+    port: int = Field(8000, ge=1, le=65535, description="port for `lnrnn serve`")
+    log_level: str = Field("info", description="uvicorn log level")
+
+    @property
+    def body_limit(self) -> int:
+        """Request body cap: JSON escapes can take 6 characters per byte (\\u0001)."""
+        return self.max_body_bytes or 6 * self.max_text_bytes + 65536
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,35 @@
+"""Prometheus metrics, one registry per app (tests build many apps in one process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "lnrnn_requests",
+            "HTTP requests by endpoint and status",
+            ["endpoint", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "lnrnn_request_duration_seconds",
+            "request latency by endpoint",
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.bytes_scored = Counter(
+            "lnrnn_bytes_scored", "UTF-8 bytes scored by /v1/score", registry=self.registry
+        )
+        self.model_info = Gauge(
+            "lnrnn_model_info",
+            "the loaded model (value 1)",
+            ["name", "cell", "layers", "hidden", "provider"],
+            registry=self.registry,
+        )
+        self.model_ready = Gauge("lnrnn_model_ready", "1 once the model is loaded", registry=self.registry)

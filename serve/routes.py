@@ -1,0 +1,144 @@
+"""The model routes under ``/v1``. Inference handlers are plain ``def``: they run in the threadpool."""
+
+from __future__ import annotations
+
+import numpy as np
+from fastapi import APIRouter
+
+from lnrnn.bpc import LN2, bits_per_byte, nats_to_bits
+from lnrnn.serve.config import Settings
+from lnrnn.serve.decode import generate as sample_text
+from lnrnn.serve.decode import top_chars
+from lnrnn.serve.deps import MetricsDep, RuntimeDep, SettingsDep
+from lnrnn.serve.errors import InvalidInput, PayloadTooLarge
+from lnrnn.serve.runtime import Runtime
+from lnrnn.serve.schemas import (
+    Candidate,
+    ErrorResponse,
+    GenerateRequest,
+    GenerateResponse,
+    ModelInfo,
+    ModelList,
+    PredictRequest,
+    PredictResponse,
+    ScoreBatchResponse,
+    ScoreRequest,
+    ScoreResult,
+)
+
+ERRORS = {
+    status: {"model": ErrorResponse, "description": description}
+    for status, description in (
+        (413, "text or body over the configured limit"),
+        (422, "invalid request: the message says which field and what to change"),
+        (503, "the model is not loaded"),
+    )
+}
+router = APIRouter(prefix="/v1", tags=["model"], responses=ERRORS)
+
+
+def _encode(text: str, settings: Settings, what: str = "text") -> bytes:
+    data = text.encode("utf-8")  # lone surrogates were rejected by the schema
+    _check_size(len(data), settings, what)
+    return data
+
+
+def _check_size(n: int, settings: Settings, what: str) -> None:
+    if n > settings.max_text_bytes:
+        raise PayloadTooLarge(
+            f"{what} is {n} UTF-8 bytes; the limit is {settings.max_text_bytes} (LNRNN_MAX_TEXT_BYTES): "
+            "send a shorter text"
+        )
+
+
+def model_info(runtime: Runtime) -> ModelInfo:
+    meta, cfg = runtime.meta, runtime.meta.config
+    return ModelInfo(
+        name=runtime.model_dir.resolve().name,
+        cell=cfg.cell,
+        norm=cfg.norm,
+        layers=cfg.layers,
+        hidden=cfg.hidden,
+        embedding=cfg.embedding,
+        parameters=cfg.parameters,
+        vocab_size=cfg.vocab_size,
+        valid_bpc=meta.valid_bpc,
+        train_data=meta.train_data,
+        version=meta.version,
+        provider=runtime.provider,
+        int8=runtime.int8,
+        files=runtime.files,
+    )
+
+
+@router.get("/models", response_model=ModelList, summary="the loaded model")
+async def models(runtime: RuntimeDep) -> ModelList:
+    return ModelList(models=[model_info(runtime)])
+
+
+@router.post("/predict", response_model=PredictResponse, summary="most likely next characters")
+def predict(req: PredictRequest, runtime: RuntimeDep, settings: SettingsDep) -> PredictResponse:
+    last, state = runtime.context(_encode(req.text, settings))
+    found = top_chars(runtime, last, state, req.top_k, req.temperature)
+    candidates = [Candidate(char=c, prob=p, bits=-float(np.log2(p))) for c, p in found]
+    return PredictResponse(candidates=candidates, other=max(0.0, 1.0 - sum(p for _, p in found)))
+
+
+def _score_one(runtime: Runtime, text: str, data: bytes, per_char: bool) -> ScoreResult:
+    scored = runtime.score(data, per_byte=per_char)
+    bits = nats_to_bits(scored.nats)
+    per_char_bits = None
+    if scored.byte_nats is not None:
+        starts = np.flatnonzero(
+            (np.frombuffer(data, dtype=np.uint8) & 0xC0) != 0x80
+        )  # first byte of each char
+        per_char_bits = (np.add.reduceat(scored.byte_nats, starts) / LN2).tolist()
+    return ScoreResult(
+        bytes=len(data),
+        chars=len(text),
+        bits=bits,
+        bits_per_byte=bits_per_byte(scored.nats, len(data)),
+        bits_per_char=bits / len(text),
+        per_char_bits=per_char_bits,
+    )
+
+
+@router.post(
+    "/score",
+    response_model=ScoreResult | ScoreBatchResponse,
+    response_model_exclude_none=True,
+    summary="bits of a text (or of a batch: {'texts': [...]} -> {'results': [...]})",
+)
+def score(
+    req: ScoreRequest, runtime: RuntimeDep, settings: SettingsDep, metrics: MetricsDep
+) -> ScoreResult | ScoreBatchResponse:
+    if req.text is not None:
+        data = _encode(req.text, settings)
+        metrics.bytes_scored.inc(len(data))
+        return _score_one(runtime, req.text, data, req.per_char)
+    texts = req.texts or []
+    if len(texts) > settings.max_batch:
+        raise InvalidInput(
+            f"texts has {len(texts)} entries; the limit is {settings.max_batch} (LNRNN_MAX_BATCH): "
+            "split the batch"
+        )
+    encoded = [t.encode("utf-8") for t in texts]
+    _check_size(sum(map(len, encoded)), settings, "the batch")
+    results = []
+    for text, data in zip(texts, encoded, strict=True):
+        results.append(_score_one(runtime, text, data, req.per_char))
+        metrics.bytes_scored.inc(len(data))
+    return ScoreBatchResponse(results=results)
+
+
+@router.post("/generate", response_model=GenerateResponse, summary="sample a continuation")
+def generate(req: GenerateRequest, runtime: RuntimeDep, settings: SettingsDep) -> GenerateResponse:
+    if req.max_chars > settings.max_generate_chars:
+        raise InvalidInput(
+            f"max_chars is {req.max_chars}; the limit is {settings.max_generate_chars} "
+            "(LNRNN_MAX_GENERATE_CHARS): ask for fewer characters"
+        )
+    data = _encode(req.prompt, settings, "prompt")
+    return GenerateResponse(
+        text=sample_text(runtime, data, req.max_chars, req.temperature, req.top_k, req.seed)
+    )
