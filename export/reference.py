@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lnrnn.train.model import ByteLM, document_tensor
+from lnrnn.train.evaluate import evaluate_bytes
+from lnrnn.train.model import ByteLM
 
 
 def sequence_reference(
@@ -33,21 +34,8 @@ def step_reference(model: ByteLM, tokens: np.ndarray, state: np.ndarray) -> tupl
 
 
 def document_nats(model: ByteLM, data: bytes) -> float:
-    """-log p(data) in nats, [BOS, b0..] from the initial state.
-
-    Uses ``lnrnn.train.evaluate.evaluate_bytes`` when the train stage provides it, else one forward pass.
-    """
-    try:
-        from lnrnn.train.evaluate import evaluate_bytes
-    except ImportError:
-        evaluate_bytes = None
-    if evaluate_bytes is not None:
-        nats, n_bytes = evaluate_bytes(model, data)
-        if n_bytes != len(data):
-            raise ValueError(f"evaluate_bytes scored {n_bytes} bytes of {len(data)}")
-        return float(nats)
-    with torch.inference_mode():
-        ids = document_tensor(data)
-        logits, _ = model(ids)
-        logprobs = torch.log_softmax(logits[0, :-1], dim=-1)
-        return float(-logprobs.gather(1, ids[0, 1:, None]).double().sum())
+    """-log p(data) in nats, [BOS, b0..] from the initial state (the train stage's exact evaluation)."""
+    nats, n_bytes = evaluate_bytes(model, data)
+    if n_bytes != len(data):
+        raise ValueError(f"evaluate_bytes scored {n_bytes} bytes of {len(data)}")
+    return float(nats)

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lnrnn.contract import BOS_ID, VOCAB_SIZE
+from lnrnn.contract import VOCAB_SIZE
 from lnrnn.train.cells import CELLS, INITS, NORMS, RecurrentCell, make_cell, run_layer
 
 
@@ -159,9 +159,3 @@ class ByteLM(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
-
-
-def document_tensor(data: bytes) -> Tensor:
-    """[BOS, b0, ..., b(n-1)] as an int64 tensor (1, n + 1)."""
-    ids = torch.tensor([BOS_ID, *data], dtype=torch.int64)
-    return ids.unsqueeze(0)

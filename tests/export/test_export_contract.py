@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-import torch
 from export_reference_scorer import score_bpc, score_nats
 from export_testlib import tiny_model
 
@@ -16,7 +15,8 @@ from lnrnn import __version__
 from lnrnn.contract import ArtifactMetadata
 from lnrnn.export import runtime
 from lnrnn.export.api import artifact_metadata, export_model
-from lnrnn.train.model import ByteLM, document_tensor
+from lnrnn.train.evaluate import evaluate_bpc
+from lnrnn.train.model import ByteLM
 
 TEXT = "To be, or not to be: that is the question. Naïve café, 東京, ✓\n".encode() * 5
 
@@ -30,10 +30,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[ByteLM, Path]:
 
 
 def torch_bpc(model: ByteLM, data: bytes) -> float:
-    with torch.inference_mode():
-        ids = document_tensor(data)
-        logprobs = torch.log_softmax(model(ids)[0][0, :-1], dim=-1)
-        return float(-logprobs.gather(1, ids[0, 1:, None]).double().sum()) / (math.log(2) * len(data))
+    return evaluate_bpc(model, data)
 
 
 @pytest.mark.parametrize(("name", "graph"), [("step.onnx", "step"), ("sequence.onnx", "sequence-fast")])

@@ -1,0 +1,165 @@
+"""Training config (a dataclass, one comment per field) and named presets; explicit flags override presets.
+
+A preset is a dict of overrides whose keys are fields of ``ModelConfig`` or ``TrainConfig``; resolving is
+``defaults <- preset <- flags``, and an unknown key or preset is an error, never ignored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from lnrnn.errors import UserError
+from lnrnn.train.model import ModelConfig
+
+
+@dataclass
+class TrainConfig:
+    data: str = ""  # corpus file (split 90/5/5, text8/enwik8 90M/5M/5M) or directory of train/valid/test
+    split: str = ""  # "train,valid,test" fractions for a single file; "" = default rule
+    batch_size: int = 16  # B: contiguous streams (global over all processes)
+    bptt: int = 32  # truncated BPTT length; state is carried (detached) across chunks
+    random_bptt: bool = (
+        False  # AWD-LSTM: base = bptt (p 0.95) or bptt/2, len ~ N(base, 5) >= 5, lr * len/bptt
+    )
+    optimizer: str = "adam"  # adam | ntasgd (SGD -> averaged SGD, Merity et al. 2018)
+    lr: float = 2e-3  # learning rate
+    weight_decay: float = 0.0  # L2 on all parameters (AWD: 1.2e-6)
+    clip: float = 1.0  # clip the global gradient norm to this (0 = off); the norm is always logged
+    nonmono: int = 5  # NT-ASGD: non-monotone interval (checks)
+    lr_decay: float = 1.0  # multiply the lr by this on a validation plateau (1 = off)
+    patience: int = 0  # plateau: decay after more than this many checks without a new best
+    early_stop: int = 0  # stop after this many checks without a new best valid BPC (0 = off)
+    ar: float = 0.0  # activation regularisation alpha (Merity et al. 2017), on the dropped top output
+    tar: float = 0.0  # temporal activation regularisation beta, on raw top output differences
+    max_steps: int = 300  # optimiser steps (0 = no limit)
+    max_minutes: float = 0.0  # wall-clock limit (0 = none)
+    eval_interval: int = 100  # steps between validation checks (exact BPC over the whole valid split)
+    log_interval: int = 10  # steps between metrics.jsonl train records
+    eval_chunk: int = 4096  # tokens per evaluation chunk (state carried; batch 1)
+    seed: int = 1234  # seeds torch (model init, dropout) and the BPTT length generator
+    device: str = "auto"  # auto | cpu | cuda
+    bf16: bool = False  # bfloat16 autocast (CUDA only)
+
+    def __post_init__(self) -> None:
+        checks = {
+            "batch_size": self.batch_size >= 1,
+            "bptt": self.bptt >= 2,
+            "lr": self.lr > 0,
+            "weight_decay": self.weight_decay >= 0,
+            "clip": self.clip >= 0,
+            "nonmono": self.nonmono >= 0,
+            "lr_decay": 0 < self.lr_decay <= 1,
+            "patience": self.patience >= 0,
+            "early_stop": self.early_stop >= 0,
+            "ar": self.ar >= 0,
+            "tar": self.tar >= 0,
+            "max_steps": self.max_steps >= 0,
+            "max_minutes": self.max_minutes >= 0,
+            "eval_interval": self.eval_interval >= 1,
+            "log_interval": self.log_interval >= 1,
+            "eval_chunk": self.eval_chunk >= 1,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise UserError(f"invalid value for {bad[0]}: {getattr(self, bad[0])!r}")
+        if self.optimizer not in ("adam", "ntasgd"):
+            raise UserError(f"unknown optimizer {self.optimizer!r}; expected adam or ntasgd")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise UserError(f"unknown device {self.device!r}; expected auto, cpu or cuda")
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # Seconds on CPU: for tests and smoke runs.
+    "tiny": {
+        "hidden": 64,
+        "layers": 1,
+        "batch_size": 16,
+        "bptt": 32,
+        "lr": 3e-3,
+        "max_steps": 300,
+        "eval_interval": 100,
+    },
+    # About 10 CPU-minutes on Tiny Shakespeare (1.1 MB): 2-layer LN-GRU, H=256.
+    "small": {
+        "hidden": 256,
+        "layers": 2,
+        "batch_size": 32,
+        "bptt": 128,
+        "lr": 2e-3,
+        "dropout_output": 0.1,
+        "max_steps": 4000,
+        "max_minutes": 10.0,
+        "eval_interval": 250,
+        "lr_decay": 0.5,
+        "patience": 1,
+    },
+    # Hafner's LN-GRU on text8: one layer of 2000 units, batch 100, sequence 200, Adam with a fixed lr.
+    "hafner-text8": {
+        "cell": "gru",
+        "norm": "layer",
+        "layers": 1,
+        "hidden": 2000,
+        "batch_size": 100,
+        "bptt": 200,
+        "optimizer": "adam",
+        "lr": 1e-3,
+        "lr_decay": 1.0,
+        "max_steps": 0,
+        "eval_interval": 2000,
+    },
+    # AWD-LSTM's enwik8 recipe (Merity et al. 2018, README command): 3-layer LSTM, emb 400, hidden 1840,
+    # dropouth 0.1, dropouti 0.1, dropout 0.4, wdrop 0.2, wdecay 1.2e-6, bptt 200, batch 128, Adam 1e-3,
+    # clip 0.25, random BPTT. Their lr / 10 at epochs 25 and 35 is approximated by plateau decay (x0.1).
+    # Unlike AWD (smaller top layer), our top layer has 1840 units and projects H -> E for tying.
+    "awd-enwik8": {
+        "cell": "lstm",
+        "norm": "none",
+        "layers": 3,
+        "embedding": 400,
+        "hidden": 1840,
+        "dropout_hidden": 0.1,
+        "dropout_input": 0.1,
+        "dropout_output": 0.4,
+        "dropout_embedding": 0.0,
+        "weight_drop": 0.2,
+        "weight_decay": 1.2e-6,
+        "bptt": 200,
+        "batch_size": 128,
+        "optimizer": "adam",
+        "lr": 1e-3,
+        "clip": 0.25,
+        "random_bptt": True,
+        "lr_decay": 0.1,
+        "patience": 2,
+        "max_steps": 0,
+        "eval_interval": 2000,
+    },
+}
+
+MODEL_KEYS = {f.name for f in fields(ModelConfig)}
+TRAIN_KEYS = {f.name for f in fields(TrainConfig)}
+
+
+def resolve(preset: str | None, overrides: dict[str, Any]) -> tuple[ModelConfig, TrainConfig]:
+    """defaults <- preset <- overrides (keys of either dataclass; ``None`` values mean "not given")."""
+    values: dict[str, Any] = {}
+    if preset is not None:
+        if preset not in PRESETS:
+            raise UserError(f"unknown preset {preset!r}; valid presets: {', '.join(PRESETS)}")
+        values.update(PRESETS[preset])
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    unknown = sorted(set(values) - MODEL_KEYS - TRAIN_KEYS)
+    if unknown:
+        raise UserError(f"unknown config keys: {', '.join(unknown)}")
+    try:
+        model = ModelConfig(**{k: v for k, v in values.items() if k in MODEL_KEYS})
+    except ValueError as err:
+        raise UserError(str(err)) from err
+    train = TrainConfig(**{k: v for k, v in values.items() if k in TRAIN_KEYS})
+    return model, train
+
+
+def config_dict(model: ModelConfig, train: TrainConfig) -> dict[str, Any]:
+    """What ``config.json`` holds."""
+    return {"model": model.to_dict(), "train": asdict(train)}
