@@ -6,21 +6,24 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from lnrnn import __version__
 from lnrnn.serve import health, routes
 from lnrnn.serve.config import Settings, get_settings
 from lnrnn.serve.errors import add_exception_handlers
+from lnrnn.serve.gate import InferenceGate
 from lnrnn.serve.metrics import Metrics
 from lnrnn.serve.middleware import GuardMiddleware
 from lnrnn.serve.runtime import ModelLoadError, Runtime
+from lnrnn.serve.security import ApiKeyMiddleware, add_cors, bearer_scheme
 
 log = logging.getLogger("lnrnn.serve")
 
 DESCRIPTION = """Next-character prediction, bits-per-byte scoring and generation with a byte-level
 layer-norm RNN on ONNX Runtime. Errors are `{"error": {"code": str, "message": str}}`;
-request bodies reject unknown fields."""
+request bodies reject unknown fields. With `LNRNN_API_KEY` set, `/v1` needs `Authorization: Bearer <key>`;
+`/health/*`, `/metrics` and the docs stay open."""
 
 
 def load_runtime(settings: Settings) -> Runtime:
@@ -59,7 +62,12 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
                 "model %s loaded (%s %dx%d) on %s", name, cfg.cell, cfg.layers, cfg.hidden, loaded.provider
             )
         app.state.runtime = loaded
+        app.state.gate = InferenceGate(
+            settings.max_inflight, settings.max_queue, settings.request_timeout_s, metrics
+        )
         yield
+        app.state.gate.close()  # uvicorn has already waited for in-flight requests
+        app.state.gate = None
         app.state.runtime = None
         metrics.model_ready.set(0)
 
@@ -68,8 +76,14 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.state.metrics = metrics
     app.state.runtime = None
     app.state.load_error = None
+    app.state.gate = None
     add_exception_handlers(app)
+    key = settings.api_key.get_secret_value() if settings.api_key else ""
+    if key:  # innermost: runs after the body cap has looked at Content-Length, before the body is read
+        app.add_middleware(ApiKeyMiddleware, api_key=key)
     app.add_middleware(GuardMiddleware, limit=settings.body_limit, metrics=metrics)
+    add_cors(app, settings.cors_origin_list)  # outermost, so error responses carry CORS headers too
     app.include_router(health.router)
-    app.include_router(routes.router)
+    # The bearer dependency only documents the scheme in OpenAPI; ApiKeyMiddleware enforces it.
+    app.include_router(routes.router, dependencies=[Depends(bearer_scheme)] if key else [])
     return app

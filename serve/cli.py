@@ -101,7 +101,9 @@ def _load(settings: Settings) -> Runtime:
 
 
 def serve(args: argparse.Namespace) -> int:
+    """Serve until SIGTERM/SIGINT. SIGTERM: stop accepting, finish in-flight requests, exit 0."""
     import functools
+    import signal
 
     import uvicorn
 
@@ -110,7 +112,21 @@ def serve(args: argparse.Namespace) -> int:
     settings = _settings(args, "host", "port", "log_level")
     runtime = _load(settings)  # fail fast, with one line, before binding the port
     factory = functools.partial(create_app, settings, runtime)
-    uvicorn.run(factory, factory=True, host=settings.host, port=settings.port, log_level=settings.log_level)
+    config = uvicorn.Config(
+        factory,
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=settings.shutdown_timeout_s or None,
+    )
+    # uvicorn re-raises the signal it caught once its graceful shutdown is done. For SIGTERM that would
+    # end the process with status 143; a no-op handler underneath makes a drained shutdown exit 0.
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
 
 

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Device = Literal["auto", "cpu", "cuda"]
@@ -35,11 +35,28 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="bind address for `lnrnn serve`")
     port: int = Field(8000, ge=1, le=65535, description="port for `lnrnn serve`")
     log_level: str = Field("info", description="uvicorn log level")
+    # --- reliability and security -----------------------------------------------------------------
+    api_key: SecretStr | None = Field(
+        None, description="if set, /v1 needs `Authorization: Bearer <key>`; health and metrics stay open"
+    )
+    cors_origins: str = Field("", description="comma-separated allowed CORS origins; empty = CORS off")
+    request_timeout_s: float = Field(
+        30.0, gt=0, le=3600, description="per-request deadline (queue wait included) -> 504"
+    )
+    max_inflight: int = Field(4, ge=1, le=256, description="inference calls running at once")
+    max_queue: int = Field(64, ge=0, description="requests waiting for a slot; more -> 503 overloaded")
+    shutdown_timeout_s: int = Field(
+        30, ge=0, description="on SIGTERM, wait this long for in-flight requests before closing them"
+    )
 
     @property
     def body_limit(self) -> int:
         """Request body cap: JSON escapes can take 6 characters per byte (\\u0001)."""
         return self.max_body_bytes or 6 * self.max_text_bytes + 65536
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
 
 
 @lru_cache

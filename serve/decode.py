@@ -14,8 +14,9 @@ MAX_EXPAND = 256  # prefixes expanded per batched step call
 
 def probabilities(logprobs: np.ndarray, temperature: float) -> np.ndarray:
     """softmax(logprobs / temperature) over the last axis, in float64."""
-    x = logprobs.astype(np.float64) / temperature
-    x -= x.max(axis=-1, keepdims=True)
+    x = logprobs.astype(np.float64)
+    with np.errstate(over="ignore"):  # tiny temperatures: the rest overflow to -inf, i.e. probability 0
+        x = (x - x.max(axis=-1, keepdims=True)) / temperature  # shift first: the best stays 0
     p = np.exp(x)
     p /= p.sum(axis=-1, keepdims=True)
     return p
@@ -83,13 +84,14 @@ def generate(
     char = b""  # bytes of the character being written
     chars = 0
     while chars < max_chars:
-        logits = last.astype(np.float64) / temperature
         mask = next_mask(char)
-        logits[~mask] = -np.inf
+        logits = last.astype(np.float64)
+        with np.errstate(over="ignore"):  # best allowed byte = 0, the rest may overflow to -inf
+            logits = np.where(mask, (logits - logits[mask].max()) / temperature, -np.inf)
         if 0 < top_k < int(mask.sum()):
             kth = np.partition(logits, -top_k)[-top_k]
             logits[logits < kth] = -np.inf
-        cdf = np.cumsum(np.exp(logits - logits.max()))
+        cdf = np.cumsum(np.exp(logits))
         b = int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"))
         out.append(b)
         char += bytes([b])

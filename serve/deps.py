@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from lnrnn.serve.config import Settings
-from lnrnn.serve.errors import ModelNotReady
+from lnrnn.serve.errors import ModelNotReady, UnsupportedMediaType
+from lnrnn.serve.gate import InferenceGate
 from lnrnn.serve.metrics import Metrics
 from lnrnn.serve.runtime import Runtime
 
@@ -28,6 +29,25 @@ async def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
+async def get_gate(request: Request) -> InferenceGate:
+    gate: InferenceGate | None = getattr(request.app.state, "gate", None)
+    if gate is None:
+        raise ModelNotReady("the server is starting or shutting down")
+    return gate
+
+
+async def require_json(request: Request) -> None:
+    """POST bodies must be JSON: 415 for another content type (FastAPI would only say "not a dict")."""
+    if request.method != "POST":
+        return
+    content_type = request.headers.get("content-type", "")
+    media = content_type.split(";")[0].strip().lower()
+    if media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
+        shown = f"content-type {media!r}" if media else "no content-type"
+        raise UnsupportedMediaType(f"{shown}: send the body as JSON with `Content-Type: application/json`")
+
+
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+GateDep = Annotated[InferenceGate, Depends(get_gate)]

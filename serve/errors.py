@@ -13,12 +13,14 @@ log = logging.getLogger("lnrnn.serve")
 
 CODES = {
     400: "bad_request",
+    401: "unauthorized",
     404: "not_found",
     405: "method_not_allowed",
     413: "payload_too_large",
     415: "unsupported_media_type",
     422: "invalid_request",
     503: "model_not_ready",
+    504: "timeout",
 }
 
 
@@ -27,6 +29,7 @@ class ApiError(Exception):
 
     status = 500
     code = "internal_error"
+    headers: dict[str, str] | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -45,6 +48,28 @@ class ModelNotReady(ApiError):
     status, code = 503, "model_not_ready"
 
 
+class Unauthorized(ApiError):
+    status, code = 401, "unauthorized"
+    headers = {"WWW-Authenticate": "Bearer"}
+
+
+class UnsupportedMediaType(ApiError):
+    status, code = 415, "unsupported_media_type"
+
+
+class Overloaded(ApiError):
+    """Every inference slot is busy and the wait queue is full: retry later."""
+
+    status, code = 503, "overloaded"
+    headers = {"Retry-After": "1"}
+
+
+class RequestTimeout(ApiError):
+    """The request did not finish within LNRNN_REQUEST_TIMEOUT_S (queue wait included)."""
+
+    status, code = 504, "timeout"
+
+
 class BodyTooLarge(StarletteHTTPException):
     """Raised from the body-size guard while the body streams in (FastAPI re-raises HTTPExceptions)."""
 
@@ -56,8 +81,20 @@ def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
     return {"error": {"code": code, "message": message}}
 
 
-def error_response(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse(error_body(code, message), status_code=status)
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(error_body(code, message), status_code=status, headers=headers)
+
+
+def _parse_failure(exc: BaseException) -> str:
+    """FastAPI answers 400 "error parsing the body" for any non-JSONDecodeError; say which."""
+    cause = exc.__cause__
+    if isinstance(cause, UnicodeDecodeError):
+        return f"the body is not valid UTF-8 (byte 0x{cause.object[cause.start]:02x} at offset {cause.start})"
+    if isinstance(cause, RecursionError):
+        return "the JSON body is nested too deeply; send a flat JSON object"
+    return "the body could not be parsed as JSON"
 
 
 def _validation_message(err: RequestValidationError) -> str:
@@ -76,11 +113,11 @@ def _validation_message(err: RequestValidationError) -> str:
 
 
 def add_exception_handlers(app: FastAPI) -> None:
-    """Register every handler: domain errors, validation (422), HTTP errors (404, 405, 413), else 500."""
+    """Register every handler: domain errors, validation (422), HTTP errors (400, 404, 405, 413), else 500."""
 
     async def api_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
-        return error_response(exc.status, exc.code, exc.message)
+        return error_response(exc.status, exc.code, exc.message, exc.headers)
 
     async def validation_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
@@ -91,7 +128,9 @@ def add_exception_handlers(app: FastAPI) -> None:
         code = CODES.get(exc.status_code, "http_error")
         message = str(exc.detail)
         where = f"{request.method} {request.url.path}"
-        if exc.status_code == 404:
+        if exc.status_code == 400 and exc.__cause__ is not None:
+            message = _parse_failure(exc)
+        elif exc.status_code == 404:
             message = f"no route {where}; see /docs for the endpoints"
         elif exc.status_code == 405:
             allowed = (exc.headers or {}).get("Allow", "")

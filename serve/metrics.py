@@ -33,3 +33,12 @@ class Metrics:
             registry=self.registry,
         )
         self.model_ready = Gauge("lnrnn_model_ready", "1 once the model is loaded", registry=self.registry)
+        self.pending = Gauge(
+            "lnrnn_inference_pending", "inference calls running or queued", registry=self.registry
+        )
+        self.rejected = Counter(
+            "lnrnn_rejected",
+            "requests refused by the gate (overloaded, timeout)",
+            ["reason"],
+            registry=self.registry,
+        )

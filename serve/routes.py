@@ -1,15 +1,16 @@
-"""The model routes under ``/v1``. Inference handlers are plain ``def``: they run in the threadpool."""
+"""The model routes under ``/v1``. Checks run on the event loop; inference goes through the gate
+(bounded pool + queue + deadline, see gate.py), never straight to the default threadpool."""
 
 from __future__ import annotations
 
 import numpy as np
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from lnrnn.bpc import LN2, bits_per_byte, nats_to_bits
 from lnrnn.serve.config import Settings
 from lnrnn.serve.decode import generate as sample_text
 from lnrnn.serve.decode import top_chars
-from lnrnn.serve.deps import MetricsDep, RuntimeDep, SettingsDep
+from lnrnn.serve.deps import GateDep, MetricsDep, RuntimeDep, SettingsDep, require_json
 from lnrnn.serve.errors import InvalidInput, PayloadTooLarge
 from lnrnn.serve.runtime import Runtime
 from lnrnn.serve.schemas import (
@@ -29,12 +30,16 @@ from lnrnn.serve.schemas import (
 ERRORS = {
     status: {"model": ErrorResponse, "description": description}
     for status, description in (
+        (400, "the body is not UTF-8 or not parseable JSON (e.g. nested too deeply)"),
+        (401, "LNRNN_API_KEY is set and the bearer token is missing or wrong"),
         (413, "text or body over the configured limit"),
+        (415, "the body is not sent as application/json"),
         (422, "invalid request: the message says which field and what to change"),
-        (503, "the model is not loaded"),
+        (503, "model_not_ready: the model is not loaded; overloaded: every slot and the queue are busy"),
+        (504, "timeout: the request took longer than LNRNN_REQUEST_TIMEOUT_S"),
     )
 }
-router = APIRouter(prefix="/v1", tags=["model"], responses=ERRORS)
+router = APIRouter(prefix="/v1", tags=["model"], responses=ERRORS, dependencies=[Depends(require_json)])
 
 
 def _encode(text: str, settings: Settings, what: str = "text") -> bytes:
@@ -77,9 +82,16 @@ async def models(runtime: RuntimeDep) -> ModelList:
 
 
 @router.post("/predict", response_model=PredictResponse, summary="most likely next characters")
-def predict(req: PredictRequest, runtime: RuntimeDep, settings: SettingsDep) -> PredictResponse:
-    last, state = runtime.context(_encode(req.text, settings))
-    found = top_chars(runtime, last, state, req.top_k, req.temperature)
+async def predict(
+    req: PredictRequest, runtime: RuntimeDep, settings: SettingsDep, gate: GateDep
+) -> PredictResponse:
+    data = _encode(req.text, settings)
+
+    def work() -> list[tuple[str, float]]:
+        last, state = runtime.context(data)
+        return top_chars(runtime, last, state, req.top_k, req.temperature)
+
+    found = [(c, p) for c, p in await gate.run(work) if p > 0]  # p underflows to 0 at tiny temperatures
     candidates = [Candidate(char=c, prob=p, bits=-float(np.log2(p))) for c, p in found]
     return PredictResponse(candidates=candidates, other=max(0.0, 1.0 - sum(p for _, p in found)))
 
@@ -109,13 +121,14 @@ def _score_one(runtime: Runtime, text: str, data: bytes, per_char: bool) -> Scor
     response_model_exclude_none=True,
     summary="bits of a text (or of a batch: {'texts': [...]} -> {'results': [...]})",
 )
-def score(
-    req: ScoreRequest, runtime: RuntimeDep, settings: SettingsDep, metrics: MetricsDep
+async def score(
+    req: ScoreRequest, runtime: RuntimeDep, settings: SettingsDep, metrics: MetricsDep, gate: GateDep
 ) -> ScoreResult | ScoreBatchResponse:
     if req.text is not None:
-        data = _encode(req.text, settings)
+        text, data = req.text, _encode(req.text, settings)
+        result = await gate.run(lambda: _score_one(runtime, text, data, req.per_char))
         metrics.bytes_scored.inc(len(data))
-        return _score_one(runtime, req.text, data, req.per_char)
+        return result
     texts = req.texts or []
     if len(texts) > settings.max_batch:
         raise InvalidInput(
@@ -124,21 +137,26 @@ def score(
         )
     encoded = [t.encode("utf-8") for t in texts]
     _check_size(sum(map(len, encoded)), settings, "the batch")
-    results = []
-    for text, data in zip(texts, encoded, strict=True):
-        results.append(_score_one(runtime, text, data, req.per_char))
-        metrics.bytes_scored.inc(len(data))
+
+    def work() -> list[ScoreResult]:
+        return [_score_one(runtime, t, d, req.per_char) for t, d in zip(texts, encoded, strict=True)]
+
+    results = await gate.run(work)
+    metrics.bytes_scored.inc(sum(map(len, encoded)))
     return ScoreBatchResponse(results=results)
 
 
 @router.post("/generate", response_model=GenerateResponse, summary="sample a continuation")
-def generate(req: GenerateRequest, runtime: RuntimeDep, settings: SettingsDep) -> GenerateResponse:
+async def generate(
+    req: GenerateRequest, runtime: RuntimeDep, settings: SettingsDep, gate: GateDep
+) -> GenerateResponse:
     if req.max_chars > settings.max_generate_chars:
         raise InvalidInput(
             f"max_chars is {req.max_chars}; the limit is {settings.max_generate_chars} "
             "(LNRNN_MAX_GENERATE_CHARS): ask for fewer characters"
         )
     data = _encode(req.prompt, settings, "prompt")
-    return GenerateResponse(
-        text=sample_text(runtime, data, req.max_chars, req.temperature, req.top_k, req.seed)
+    text = await gate.run(
+        lambda: sample_text(runtime, data, req.max_chars, req.temperature, req.top_k, req.seed)
     )
+    return GenerateResponse(text=text)

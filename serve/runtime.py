@@ -99,6 +99,22 @@ def _check_names(
         )
 
 
+def _check_shapes(session: ort.InferenceSession, path: Path, meta: ArtifactMetadata) -> None:
+    """The metadata must describe this graph: state [L, B, S] and log-probs [B, V] (static dims only)."""
+    cfg = meta.config
+    state = next(i.shape for i in session.get_inputs() if i.name == "state")
+    expected = {0: cfg.layers, 2: cfg.state_size}
+    wrong = len(state) != 3 or any(isinstance(state[d], int) and state[d] != n for d, n in expected.items())
+    vocab = next(o.shape for o in session.get_outputs() if o.name in ("logprobs", "last_logprobs"))
+    wrong_v = len(vocab) != 2 or (isinstance(vocab[1], int) and vocab[1] != cfg.vocab_size)
+    if wrong or wrong_v:
+        raise ModelLoadError(
+            f"{path}: metadata (lnrnn.config: {cfg.cell}, {cfg.layers} layers, state size {cfg.state_size}, "
+            f"vocab {cfg.vocab_size}) does not match the graph (state {state}, log-probs {vocab}); "
+            "re-export the model"
+        )
+
+
 class Runtime:
     """A loaded model directory. Construct with :meth:`load`."""
 
@@ -153,6 +169,8 @@ class Runtime:
             meta = ArtifactMetadata.from_props(step.get_modelmeta().custom_metadata_map)
         except ContractError as err:
             raise ModelLoadError(f"{step_path}: {err}") from err
+        _check_shapes(step, step_path, meta)
+        _check_shapes(sequence, seq_path, meta)
         files = {p.name: p.stat().st_size for p in sorted(model_dir.glob("*.onnx"))}
         return cls(model_dir, step, sequence, meta, files, chunk_tokens, cache_size, int8)
 
@@ -160,12 +178,18 @@ class Runtime:
 
     def step(self, tokens: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """tokens int64 [B], state [L, B, S] -> next-byte log-probs [B, 257], state [L, B, S]."""
+        if tokens.ndim != 1 or len(tokens) < 1 or state.ndim != 3 or state.shape[1] != len(tokens):
+            raise ValueError(
+                f"step needs tokens [B >= 1] and state [L, B, S]; got {tokens.shape}, {state.shape}"
+            )
         logprobs, state_out = self.step_session.run(STEP_OUTPUTS, {"token": tokens, "state": state})
         return logprobs, state_out
 
     def _sequence(self, tokens: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        if tokens.shape[1] < MIN_SEQUENCE_TOKENS:  # guard the SIGFPE in ORT's Scan, whatever the caller does
-            raise ValueError(f"the sequence graph needs T >= {MIN_SEQUENCE_TOKENS}, got {tokens.shape[1]}")
+        if tokens.ndim != 2 or tokens.shape[1] < MIN_SEQUENCE_TOKENS:  # ORT's Scan SIGFPEs on T = 0
+            raise ValueError(f"the sequence graph needs T >= {MIN_SEQUENCE_TOKENS}, got shape {tokens.shape}")
+        if tokens.shape[0] < 1:
+            raise ValueError("the sequence graph needs B >= 1, got an empty batch")
         token_lp, last, state_out = self.sequence_session.run(
             SEQUENCE_OUTPUTS, {"tokens": tokens, "state": state}
         )
@@ -185,6 +209,8 @@ class Runtime:
 
         Returns total nats, per-token nats (if asked), the log-probs after the last token [257] and the state.
         """
+        if len(tokens) < 1:
+            raise ValueError("advance needs at least one token (T >= 1)")
         total = 0.0
         pieces: list[np.ndarray] = []
         n, size = len(tokens), self.chunk_tokens
