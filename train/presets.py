@@ -94,6 +94,27 @@ PRESETS: dict[str, dict[str, Any]] = {
         "lr_decay": 0.5,
         "patience": 1,
     },
+    # Issue 8's bar on Tiny Shakespeare (nanoGPT's split: first 90% train, last 10% valid): a 2-layer
+    # LN-GRU of ~2M parameters with AWD regularisers (locked dropout, weight drop), within one CPU hour.
+    "shakespeare": {
+        "cell": "gru",
+        "norm": "layer",
+        "hidden": 384,
+        "layers": 2,
+        "split": "0.9,0.1,0",
+        "batch_size": 32,
+        "bptt": 128,
+        "lr": 2e-3,
+        "dropout_input": 0.1,
+        "dropout_hidden": 0.2,
+        "dropout_output": 0.2,
+        "weight_drop": 0.2,
+        "lr_decay": 0.5,
+        "patience": 1,
+        "max_steps": 0,
+        "max_minutes": 55.0,
+        "eval_interval": 500,
+    },
     # Hafner's LN-GRU on text8: one layer of 2000 units, batch 100, sequence 200, Adam with a fixed lr.
     "hafner-text8": {
         "cell": "gru",
