@@ -31,6 +31,21 @@ format: install  ## ruff --fix + ruff format
 test: install lint  ## install, lint, and run the whole test suite (what CI runs)
 	$(BIN)/pytest
 
+.PHONY: bench
+bench: install  ## full benchmark (~15 min, on a quiet machine): writes BENCHMARKS.md and bench/results.json
+	$(BIN)/python -m bench.run --out bench/results.json --markdown BENCHMARKS.md
+
+.PHONY: bench-quick
+bench-quick: install  ## reduced benchmark (< 3 min): bench/results-quick.json (+ .md), not BENCHMARKS.md
+	$(BIN)/python -m bench.run --quick --out bench/results-quick.json
+
+SHARED_DATA ?= ../shared/data
+EXPERIMENT_DATA ?= $(SHARED_DATA)/tinyshakespeare/input.txt
+
+.PHONY: experiments
+experiments: install  ## claims 1-4 over 3 seeds (~60 min, quiet machine): docs/experiments/{results.json,report.md,*.png}
+	$(BIN)/lnrnn experiment seeds --out docs/experiments --data $(EXPERIMENT_DATA) --budget-minutes 60
+
 SERVE_VENV ?= .venv-serve
 MODEL ?= models/default
 
@@ -39,3 +54,10 @@ serve:  ## serving-only venv (.venv-serve, no torch), then serve $(MODEL) on htt
 	@test -x $(SERVE_VENV)/bin/python || $(PYTHON) -m venv $(SERVE_VENV)
 	$(SERVE_VENV)/bin/pip install -q --disable-pip-version-check -e '.[serve,cpu]'
 	$(SERVE_VENV)/bin/lnrnn serve $(MODEL)
+
+.PHONY: default-model
+default-model: install  ## retrain + export the interim models/default (Tiny Shakespeare, preset small, ~10 CPU-min)
+	rm -rf runs/default-model
+	$(BIN)/lnrnn train --data $(SHARED_DATA)/tinyshakespeare/input.txt --preset small --max-steps 2000 --max-minutes 0 \
+		--out runs/default-model
+	$(BIN)/lnrnn export runs/default-model --out models/default --quantize int8

@@ -101,6 +101,24 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     pl.add_argument("--out", type=Path, default=None, help="PNG path (default RUN/curves.png)")
     pl.set_defaults(handler=run_plot)
 
+    x = sub.add_parser("experiment", help="reproduce the LN/BN, cell and initialiser claims over seeds")
+    x.add_argument("name", help="experiment to run: seeds")
+    x.add_argument("--quick", action="store_true", help="tiny models, few steps (~90 s): a smoke test")
+    x.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output dir (default docs/experiments; quick: runs/experiment-quick)",
+    )
+    x.add_argument(
+        "--data", type=Path, default=Path("../shared/data/tinyshakespeare/input.txt"), help="corpus"
+    )
+    x.add_argument("--budget-minutes", type=float, default=None, help="total time (default 60; quick 1.5)")
+    x.add_argument("--seeds", type=int, default=None, help="seeds per config (default 3; quick 2)")
+    x.add_argument("--steps", type=int, default=None, help="fixed steps per run instead of the budget rule")
+    x.add_argument("--threads", type=int, default=None, help="torch threads (default 2; quick 1)")
+    x.set_defaults(handler=run_experiment)
+
 
 NOT_CONFIG = {"out", "preset", "resume", "quiet", "handler", "command"}
 
@@ -192,4 +210,30 @@ def run_plot(args: argparse.Namespace) -> int:
 
     out = plot_run(args.run, args.out)
     print(f"wrote {out}")
+    return 0
+
+
+def run_experiment(args: argparse.Namespace) -> int:
+    from lnrnn.train.experiment import Options
+    from lnrnn.train.experiment import run_experiment as run
+
+    handler = logging.StreamHandler(sys.stdout)
+    logger = logging.getLogger("lnrnn.experiment")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    default = Path("runs/experiment-quick" if args.quick else "docs/experiments")
+    flags = {"--out": args.out, "--data": args.data, "--budget-minutes": args.budget_minutes}
+    flags.update({"--seeds": args.seeds, "--steps": args.steps, "--threads": args.threads})
+    command = " ".join(
+        ["lnrnn experiment", args.name, *(["--quick"] if args.quick else [])]
+        + [f"{k} {v}" for k, v in flags.items() if v is not None]
+    )
+    opts = Options(args.name, args.out or default, args.data, args.quick, args.seeds, args.budget_minutes)
+    opts.steps, opts.threads, opts.command = args.steps, args.threads, command
+    try:
+        paths = run(opts)
+    finally:
+        logger.removeHandler(handler)
+    for what, path in paths.items():
+        print(f"wrote {what}: {path}")
     return 0
