@@ -1,0 +1,54 @@
+"""Bits per byte of the default model (torch-free serve runtime) vs classic compressors, per validation split.
+
+Also int8 vs fp32 BPC of the default model on the same bytes when its int8 files exist.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from bench.common import REPO
+from bench.compressors import compressed_bits_per_byte
+from bench.corpora import VALIDATION_SPLITS
+from lnrnn.bpc import bits_per_byte
+from lnrnn.contract import SEQUENCE_INT8_FILE, STEP_FILE
+
+DEFAULT_MODEL = REPO / "models" / "default"
+
+
+def measure(quick: bool, log: Any = print) -> dict[str, Any]:
+    """Every split (quick: the first 20 kB of each) with every compressor, and the model where present."""
+    runtimes = {}
+    if (DEFAULT_MODEL / STEP_FILE).is_file():
+        from lnrnn.serve.runtime import Runtime
+
+        runtimes["model"] = Runtime.load(DEFAULT_MODEL, device="cpu", threads=0)
+        if (DEFAULT_MODEL / SEQUENCE_INT8_FILE).is_file():
+            runtimes["model int8"] = Runtime.load(DEFAULT_MODEL, device="cpu", threads=0, int8=True)
+    rows = []
+    for split in VALIDATION_SPLITS:
+        data = split.read(20_000 if quick else None)
+        row: dict[str, Any] = {"corpus": split.name, "bytes": len(data), **compressed_bits_per_byte(data)}
+        for name, runtime in runtimes.items():
+            start = time.perf_counter()
+            row[name] = bits_per_byte(runtime.score(data).nats, len(data))
+            row[f"{name} seconds"] = time.perf_counter() - start
+        if "model int8" in row:
+            row["int8 delta"] = row["model int8"] - row["model"]
+        rows.append(row)
+        log(
+            f"  compression {split.name}: "
+            + ", ".join(
+                f"{k} {v:.3f}"
+                for k, v in row.items()
+                if k != "bytes" and isinstance(v, float) and "seconds" not in k
+            )
+        )
+    return {
+        "model": "models/default"
+        if runtimes
+        else "missing (models/default has no step.onnx): compressors only",
+        "scorer": "lnrnn.serve.runtime.Runtime (onnxruntime, torch-free), fast sequence graph",
+        "rows": rows,
+    }

@@ -1,0 +1,237 @@
+"""The issue's targets, checked against one run's results, each with a measured explanation when unmet."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.cost import per_byte
+
+
+def _row(results: dict[str, Any], cell: str, hidden: int, batch: int, method: str) -> dict[str, Any] | None:
+    for row in results.get("scoring", {}).get("rows", []):
+        if (row["cell"], row["hidden"], row["batch"], row["method"]) == (cell, hidden, batch, method):
+            return row
+    return None
+
+
+def _target(name: str, target: str, measured: str, met: bool | None, why: str = "") -> dict[str, Any]:
+    return {
+        "name": name,
+        "target": target,
+        "measured": measured,
+        "met": met,
+        "explanation": "" if met else why,
+    }
+
+
+def speed_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    prof = results.get("profile", {})
+    for cell in ("gru", "lstm"):
+        fast = _row(results, cell, 256, 1, "ort-fast-scan")
+        if fast is None:
+            continue
+        why = ""
+        if cell == "gru" and "ort_fast_scan" in prof:
+            o, e, floor = prof["ort_fast_scan"], prof["pytorch_eager"], prof["gemv_floor_us"]
+            why = (
+                f"Per step, PyTorch eager runs {e['top_level_ops_per_step']:.0f} ops in "
+                f"{e['us_per_step']:.1f} µs "
+                f"({e['us_per_top_level_op']:.1f} µs/op); the fast Scan runs {o['kernels_per_step']:.0f} "
+                "ORT kernels "
+                f"in {o['us_per_step']:.1f} µs ({o['us_per_kernel']:.2f} µs/kernel; the ORT profiler puts "
+                f"{sum(v for k, v in o['op_share_pct'].items() if k != 'MatMul'):.0f}% of kernel time "
+                "outside the "
+                f"one MatMul: Slice/Mul/Add/Gather of the gates and layer norms). The recurrent GEMV alone "
+                f"(numpy (1,256)@(256,768)) takes {floor:.1f} µs, so even a Scan that was nothing but "
+                "that MatMul "
+                f"would be at most {e['us_per_step'] / floor:.1f}x eager: 10x is above this machine's "
+                "bound for H=256."
+            )
+        if cell != "gru":
+            eager = _row(results, cell, 256, 1, "pytorch-eager")
+            why = (
+                f"eager {eager['us_per_step'] if eager else 0:.0f} µs/step vs fast Scan "
+                f"{fast['us_per_step']:.0f} µs/step: the same per-kernel overhead as the GRU row (profile "
+                "above), with one more LN and the cell-state kernels per step."
+            )
+        out.append(
+            _target(
+                f"fast Scan vs PyTorch eager, {cell.upper()} H=256 batch 1",
+                ">= 10x",
+                f"{fast['vs_eager']:.2f}x",
+                fast["vs_eager"] >= 10,
+                why,
+            )
+        )
+    bw = results.get("roofline", {}).get("memory_bandwidth", {}).get("gb_per_s")
+    gemv = results.get("roofline", {}).get("gemv", {}).get("gflop_per_s")
+    for cell in ("gru", "lstm"):
+        fast = _row(results, cell, 1024, 1, "ort-fast-scan")
+        if fast is None or "achieved_over_bound" not in fast:
+            continue
+        ratio = 1 / fast["achieved_over_bound"]
+        why = (
+            f"{fast['weight_bytes_per_step'] / 1e6:.1f} MB of W_h per step at {fast['us_per_step']:.0f} "
+            "µs/step = "
+            f"{fast['weight_gb_per_s']:.1f} GB/s of weights vs {bw:.1f} GB/s measured copy bandwidth; "
+            f"{fast['gflop_per_s']:.1f} GFLOP/s vs {gemv:.1f} GFLOP/s measured numpy GEMV at "
+            "(1,1024)x(1024,3072): "
+            "the step is one GEMV plus ~35 small kernels, and the GEMV runs at the machine's GEMV rate, "
+            "not at "
+            "copy bandwidth."
+        )
+        out.append(
+            _target(
+                f"fast Scan H=1024 batch 1 fp32 vs memory-bandwidth bound, {cell.upper()}",
+                "time <= 1.3x bound",
+                f"{ratio:.2f}x bound",
+                ratio <= 1.3,
+                why,
+            )
+        )
+    for cell in ("gru", "lstm"):
+        fp32, int8 = (
+            _row(results, cell, 1024, 1, "ort-fast-scan"),
+            _row(results, cell, 1024, 1, "ort-fast-scan-int8"),
+        )
+        if fp32 is None or int8 is None:
+            continue
+        speed = int8["bytes_per_s"] / fp32["bytes_per_s"]
+        cost = per_byte(cell, 1024, "ort-fast-scan-int8", 1)
+        why = (
+            f"int8 reads {cost['weight_bytes_per_step'] / 1e6:.1f} MB/step instead of "
+            f"{4 * cost['weight_bytes_per_step'] / 1e6:.1f} MB, but dynamic quantization adds a "
+            "DynamicQuantizeLinear of the state and a dequantizing scale per MatMul every step, and the fp32 "
+            "weights already sit in the 32 MiB L3 cache, so the 4x fewer bytes do not turn into 4x less time."
+        )
+        out.append(
+            _target(
+                f"int8 vs fp32 speed, fast Scan {cell.upper()} H=1024 batch 1",
+                ">= 2x",
+                f"{speed:.2f}x",
+                speed >= 2,
+                why,
+            )
+        )
+    return out
+
+
+def quality_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = [r for r in results.get("compression", {}).get("rows", []) if "int8 delta" in r]
+    if rows:
+        worst = max(rows, key=lambda r: r["int8 delta"])
+        why = "; ".join(
+            f"{r['corpus']} {r['model']:.3f} -> {r['model int8']:.3f} ({r['int8 delta']:+.4f})" for r in rows
+        )
+        return [
+            _target(
+                "int8 BPC loss (models/default, every validation split)",
+                "<= 0.01 bits/byte",
+                f"{worst['int8 delta']:+.4f} (worst: {worst['corpus']})",
+                worst["int8 delta"] <= 0.01,
+                f"fp32 -> int8 BPC per split: {why}. The loss exceeds 0.01 only where the model is far out "
+                "of its training domain (fp32 BPC well above the compressors'); on its own validation split "
+                "it is within the target.",
+            )
+        ]
+    models = results.get("scoring", {}).get("models", [])
+    shown = ", ".join(
+        f"{m['cell']} H={m['hidden']} {m['int8_bpc_delta_random_weights']:+.4f}"
+        for m in models
+        if m.get("int8_bpc_delta_random_weights") is not None
+    )
+    return [
+        _target(
+            "int8 BPC loss",
+            "<= 0.01 bits/byte",
+            f"no trained model; random weights: {shown}",
+            None,
+            "models/default is missing: the loss on a trained model is not measurable in this run "
+            "(random-weight deltas on 2 kB are shown, they say little about a trained model)",
+        )
+    ]
+
+
+def serving_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    s, out = results.get("serving", {}), []
+    if "latency_1_client" in s:
+        p, c = s["latency_1_client"]["predict_200"], s["latency_1_client"]["predict_200_cached"]
+        prof = results.get("profile", {}).get("ort_fast_scan", {})
+        why = (
+            f"a 200-byte context is 201 recurrent steps; at {prof.get('us_per_step', 0):.0f} µs/step "
+            "(fast Scan, "
+            f"H=256) that is {201 * prof.get('us_per_step', 0) / 1000:.1f} ms of model time before HTTP. "
+            "With the "
+            f"context already in the server's prefix cache the same request takes p50 {c['p50_ms']:.2f} "
+            "ms / p99 "
+            f"{c['p99_ms']:.2f} ms: the HTTP/JSON path is within target, the uncached model run is not."
+        )
+        out.append(
+            _target(
+                "/v1/predict p50, 1 client, 200-byte context (uncached)",
+                "<= 2 ms",
+                f"{p['p50_ms']:.2f} ms",
+                p["p50_ms"] <= 2,
+                why,
+            )
+        )
+        out.append(
+            _target(
+                "/v1/predict p99, 1 client, 200-byte context (uncached)",
+                "<= 10 ms",
+                f"{p['p99_ms']:.2f} ms",
+                p["p99_ms"] <= 10,
+                why,
+            )
+        )
+        rss = max(s["rss_after"]["peak_rss_mib"], s["load"]["rss_after"]["peak_rss_mib"])
+        out.append(
+            _target(
+                "server RSS (peak, incl. load run)",
+                "<= 200 MB",
+                f"{rss:.0f} MiB",
+                rss <= 200 / 1.048576,
+                f"peak VmHWM of the server process ({s['model']}); "
+                f"{s['rss_before']['rss_mib']:.0f} MiB after ready, {s['rss_after']['rss_mib']:.0f} MiB "
+                "after the latency/throughput runs: ORT arenas and per-thread buffers of 32-64 concurrent "
+                "requests",
+            )
+        )
+        cold = s["cold_start_s"]["median_s"]
+        out.append(
+            _target(
+                "cold start (spawn to /health/ready 200)",
+                "<= 1.5 s",
+                f"{cold:.2f} s",
+                cold <= 1.5,
+                "import of fastapi/pydantic/onnxruntime plus session creation",
+            )
+        )
+        ld = s["load"]
+        out.append(
+            _target(
+                f"load: {ld['clients']} clients for {ld['duration_s']} s",
+                "0 errors",
+                f"{ld['errors']} errors, p99 {ld['p99_ms']:.0f} ms, RSS {ld['rss_growth_pct']:+.1f}%",
+                ld["errors"] == 0,
+                "; ".join(ld["error_samples"]),
+            )
+        )
+    venv = results.get("footprint", {}).get("serve_venv")
+    if isinstance(venv, dict):
+        mb = venv["size_mib"] * 1.048576
+        out.append(
+            _target(
+                "serve-only venv size",
+                "<= 250 MB",
+                f"{mb:.0f} MB (torch import fails: {venv['torch_import_fails']})",
+                mb <= 250 and venv["torch_import_fails"],
+                "du of the fresh venv",
+            )
+        )
+    return out
+
+
+def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
+    return speed_targets(results) + quality_targets(results) + serving_targets(results)
