@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
-import socket
-import subprocess
-import time
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import numpy as np
 import torch
 from starlette.exceptions import StarletteDeprecationWarning
@@ -22,6 +16,8 @@ with warnings.catch_warnings():  # starlette 1.10 prefers httpx2; this is the on
         "ignore", "Using `httpx` with `starlette.testclient`", StarletteDeprecationWarning
     )
     from fastapi.testclient import TestClient  # noqa: F401  (re-exported for the tests)
+
+from server_process import free_port, server  # noqa: F401  (re-exported)
 
 from lnrnn.serve.config import Settings
 from lnrnn.train.model import ByteLM
@@ -47,41 +43,3 @@ class TinyModel:
 
 def settings_for(model_dir: Path | str, **kw: object) -> Settings:
     return Settings(model_dir=Path(model_dir), **kw)  # type: ignore[arg-type]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def server(
-    argv: list[str], port: int, env: dict[str, str] | None = None, timeout: float = 40.0
-) -> Iterator[str]:
-    """Start a real server process, wait until it answers /health/live, yield its base URL, stop it."""
-    url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(
-                    f"server exited with {proc.returncode}: {proc.stdout.read() if proc.stdout else ''}"
-                )
-            try:
-                if httpx.get(f"{url}/health/live", timeout=1.0).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError("server did not start in time")
-            time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()

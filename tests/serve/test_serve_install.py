@@ -51,7 +51,7 @@ def test_serving_install_runs_without_torch(tiny: TinyModel, tmp_path: Path) -> 
         "--log-level",
         "warning",
     ]
-    with server(argv, port) as url:
+    with server(argv, port) as (url, _):
         assert httpx.get(f"{url}/health/ready").status_code == 200
         body = httpx.post(f"{url}/v1/score", json={"text": "installed"}).json()
         assert body["bits"] == pytest.approx(tiny.bits(b"installed"), abs=1e-3)

@@ -27,7 +27,7 @@ def test_real_server_scores_and_survives_concurrency(tiny: TinyModel) -> None:
         "--log-level",
         "warning",
     ]
-    with server(argv, port) as url, httpx.Client(base_url=url, timeout=30) as http:
+    with server(argv, port) as (url, _), httpx.Client(base_url=url, timeout=30) as http:
         assert http.get("/health/ready").json() == {"status": "ready", "provider": "CPUExecutionProvider"}
         text = "real process, real HTTP: ünïcödé " * 4
         body = http.post("/v1/score", json={"text": text}).json()
@@ -49,7 +49,7 @@ def test_real_server_without_model_is_live_but_not_ready(tmp_path: Path) -> None
     port = free_port()
     env = {**os.environ, "LNRNN_MODEL_DIR": str(tmp_path / "missing")}
     argv = [sys.executable, "-m", "uvicorn", "--factory", "lnrnn.serve.app:create_app", "--port", str(port)]
-    with server(argv + ["--log-level", "critical"], port, env=env) as url:
+    with server(argv + ["--log-level", "critical"], port, env=env) as (url, _):
         response = httpx.get(f"{url}/health/ready")
         assert response.status_code == 503
         assert response.json()["error"]["code"] == "model_not_ready"
