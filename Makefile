@@ -56,8 +56,11 @@ serve:  ## serving-only venv (.venv-serve, no torch), then serve $(MODEL) on htt
 	$(SERVE_VENV)/bin/lnrnn serve $(MODEL)
 
 .PHONY: default-model
-default-model: install  ## retrain + export the interim models/default (Tiny Shakespeare, preset small, ~10 CPU-min)
-	rm -rf runs/default-model
-	$(BIN)/lnrnn train --data $(SHARED_DATA)/tinyshakespeare/input.txt --preset small --max-steps 2000 --max-minutes 0 \
-		--out runs/default-model
-	$(BIN)/lnrnn export runs/default-model --out models/default --quantize int8
+default-model: install  ## retrain + export models/default on the English corpus mix (~50 CPU-min; needs $(SHARED_DATA))
+	rm -rf runs/default-model runs/default-data
+	$(BIN)/python -m bench.default_mix --data $(SHARED_DATA) --out runs/default-data
+	$(BIN)/lnrnn train --data runs/default-data --preset mix --out runs/default-model
+	$(BIN)/lnrnn export runs/default-model --out models/default --quantize int8 \
+		--verify-data runs/default-data/valid.txt
+	$(BIN)/python -m bench.model_card models/default
+	$(BIN)/lnrnn plot runs/default-model --out models/default/curves.png

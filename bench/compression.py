@@ -6,6 +6,7 @@ Also int8 vs fp32 BPC of the default model on the same bytes when its int8 files
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from bench.common import REPO
@@ -17,15 +18,15 @@ from lnrnn.contract import SEQUENCE_INT8_FILE, STEP_FILE
 DEFAULT_MODEL = REPO / "models" / "default"
 
 
-def measure(quick: bool, log: Any = print) -> dict[str, Any]:
+def measure(quick: bool, log: Any = print, model_dir: Path = DEFAULT_MODEL) -> dict[str, Any]:
     """Every split (quick: the first 20 kB of each) with every compressor, and the model where present."""
     runtimes = {}
-    if (DEFAULT_MODEL / STEP_FILE).is_file():
+    if (model_dir / STEP_FILE).is_file():
         from lnrnn.serve.runtime import Runtime
 
-        runtimes["model"] = Runtime.load(DEFAULT_MODEL, device="cpu", threads=0)
-        if (DEFAULT_MODEL / SEQUENCE_INT8_FILE).is_file():
-            runtimes["model int8"] = Runtime.load(DEFAULT_MODEL, device="cpu", threads=0, int8=True)
+        runtimes["model"] = Runtime.load(model_dir, device="cpu", threads=0)
+        if (model_dir / SEQUENCE_INT8_FILE).is_file():
+            runtimes["model int8"] = Runtime.load(model_dir, device="cpu", threads=0, int8=True)
     rows = []
     for split in VALIDATION_SPLITS:
         data = split.read(20_000 if quick else None)
@@ -46,9 +47,9 @@ def measure(quick: bool, log: Any = print) -> dict[str, Any]:
             )
         )
     return {
-        "model": "models/default"
+        "model": str(model_dir.relative_to(REPO) if model_dir.is_relative_to(REPO) else model_dir)
         if runtimes
-        else "missing (models/default has no step.onnx): compressors only",
+        else f"missing ({model_dir} has no step.onnx): compressors only",
         "scorer": "lnrnn.serve.runtime.Runtime (onnxruntime, torch-free), fast sequence graph",
         "rows": rows,
     }

@@ -40,7 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--data", default=None, help="corpus file (90/5/5 split; text8/enwik8: 90M/5M/5M) or directory"
     )
     p.add_argument("--out", required=True, type=Path, help="run directory to write")
-    p.add_argument("--preset", default=None, help="tiny | small | hafner-text8 | awd-enwik8")
+    p.add_argument(
+        "--preset", default=None, help="tiny | small | shakespeare | mix | hafner-text8 | awd-enwik8"
+    )
     p.add_argument("--resume", action="store_true", help="continue the run in --out from resume.pt")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _flag(p, "--split", str, "train,valid,test fractions of a single file, e.g. 0.9,0.05,0.05")
@@ -73,6 +75,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     _flag(o, "--bptt", int, "truncated BPTT length")
     _switch(o, "--random-bptt", "random_bptt", True, "AWD-LSTM random BPTT length (lr scaled by len/bptt)")
     _flag(o, "--nonmono", int, "NT-ASGD non-monotone interval")
+    o.add_argument(
+        "--schedule", default=None, choices=["constant", "cosine"], help="cosine: lr to lr/10 over max steps"
+    )
     _flag(o, "--lr-decay", float, "lr factor on a validation plateau (1 = off)")
     _flag(o, "--patience", int, "plateau checks tolerated before decaying")
     _flag(o, "--early-stop", int, "stop after this many checks without improvement (0 = off)")

@@ -67,10 +67,11 @@ def split_bounds(
         a, b = STANDARD_SPLIT[0], STANDARD_SPLIT[0] + STANDARD_SPLIT[1]
         return 0, a, b, total
     fractions = split or DEFAULT_SPLIT
-    a = int(round(size * fractions[0]))
-    b = a + int(round(size * fractions[1]))
-    end = size if fractions[2] > 0 else b
-    return 0, a, min(b, size), end
+    # Floor, as nanoGPT does (``int(n * 0.9)``), so "0.9,0.1,0" is exactly its split; with no test
+    # fraction the valid split runs to the end of the file.
+    a = int(size * fractions[0] + 1e-6)  # + 1e-6: 0.29 * 100 is 28.999...
+    b = a + int(size * fractions[1] + 1e-6) if fractions[2] > 0 else size
+    return 0, a, min(b, size), size if fractions[2] > 0 else b
 
 
 def read_bytes(path: Path) -> np.ndarray:

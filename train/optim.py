@@ -1,4 +1,4 @@
-"""Optimisers and schedules: Adam, NT-ASGD (Merity et al. 2018, Alg. 1 as in awd-lstm-lm), plateau decay.
+"""Optimisers and schedules: Adam, NT-ASGD (Merity et al. 2018, Alg. 1 as in awd-lstm-lm), cosine, plateau.
 
 NT-ASGD starts as plain SGD; once the validation loss is worse than the best of all checks except the last
 ``nonmono`` ones, it switches to averaged SGD (``torch.optim.ASGD``, ``t0=0, lambd=0``) and evaluation uses
@@ -7,6 +7,7 @@ the averaged weights (ASGD keeps them in ``state[p]["ax"]``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -55,6 +56,18 @@ def averaged_weights(optimizer: torch.optim.Optimizer) -> Iterator[None]:
         with torch.no_grad():
             for p, value in saved:
                 p.copy_(value)
+
+
+COSINE_FINAL = 0.1  # cosine schedule: the lr ends at this fraction of its peak
+
+
+def schedule_scale(schedule: str, step: int, max_steps: int) -> float:
+    """lr multiplier at ``step``: 1 for ``constant``; ``cosine`` (Loshchilov & Hutter 2017, SGDR eq. 5
+    without restarts) goes from 1 to ``COSINE_FINAL`` over ``max_steps``."""
+    if schedule == "constant":
+        return 1.0
+    progress = min(step / max_steps, 1.0)
+    return COSINE_FINAL + (1.0 - COSINE_FINAL) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 class PlateauDecay:

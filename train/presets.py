@@ -27,6 +27,7 @@ class TrainConfig:
     weight_decay: float = 0.0  # L2 on all parameters (AWD: 1.2e-6)
     clip: float = 1.0  # clip the global gradient norm to this (0 = off); the norm is always logged
     nonmono: int = 5  # NT-ASGD: non-monotone interval (checks)
+    schedule: str = "constant"  # constant | cosine: lr x (0.1 + 0.9 (1 + cos(pi step / max_steps)) / 2)
     lr_decay: float = 1.0  # multiply the lr by this on a validation plateau (1 = off)
     patience: int = 0  # plateau: decay after more than this many checks without a new best
     early_stop: int = 0  # stop after this many checks without a new best valid BPC (0 = off)
@@ -65,6 +66,10 @@ class TrainConfig:
             raise UserError(f"invalid value for {bad[0]}: {getattr(self, bad[0])!r}")
         if self.optimizer not in ("adam", "ntasgd"):
             raise UserError(f"unknown optimizer {self.optimizer!r}; expected adam or ntasgd")
+        if self.schedule not in ("constant", "cosine"):
+            raise UserError(f"unknown schedule {self.schedule!r}; expected constant or cosine")
+        if self.schedule == "cosine" and self.max_steps == 0:
+            raise UserError("--schedule cosine needs --max-steps > 0 (the length of the decay)")
         if self.device not in ("auto", "cpu", "cuda"):
             raise UserError(f"unknown device {self.device!r}; expected auto, cpu or cuda")
 
@@ -114,6 +119,24 @@ PRESETS: dict[str, dict[str, Any]] = {
         "max_steps": 0,
         "max_minutes": 55.0,
         "eval_interval": 500,
+    },
+    # The bundled default model (issue 8, bar 2): the English corpus mix of ``bench/default_mix.py``
+    # (7.1 MB, ~3 passes in 5,000 steps). Few passes need little dropout; a cosine decay replaces the
+    # plateau rule because validating on the 541 kB mix costs ~2.5 CPU-minutes. ~45 min on 2 CPU cores.
+    "mix": {
+        "cell": "gru",
+        "norm": "layer",
+        "hidden": 384,
+        "layers": 2,
+        "batch_size": 32,
+        "bptt": 128,
+        "lr": 2e-3,
+        "schedule": "cosine",
+        "dropout_hidden": 0.1,
+        "dropout_output": 0.1,
+        "max_steps": 5000,
+        "max_minutes": 0.0,
+        "eval_interval": 2500,
     },
     # Hafner's LN-GRU on text8: one layer of 2000 units, batch 100, sequence 200, Adam with a fixed lr.
     "hafner-text8": {

@@ -39,7 +39,7 @@ from lnrnn.train.checkpoint import load_tensors_weights_only as load_weights_onl
 from lnrnn.train.data import Splits, TokenStreams, load_splits, parse_split
 from lnrnn.train.evaluate import evaluate_bytes
 from lnrnn.train.model import ByteLM, ModelConfig
-from lnrnn.train.optim import PlateauDecay, averaged_weights, make_optimizer, nt_trigger
+from lnrnn.train.optim import PlateauDecay, averaged_weights, make_optimizer, nt_trigger, schedule_scale
 from lnrnn.train.presets import TrainConfig, config_dict
 
 log = logging.getLogger("lnrnn.train")
@@ -207,7 +207,8 @@ class Trainer:
             p.epoch, p.pos, self.state = p.epoch + 1, 0, None
         xs, ys = self.streams.get(p.pos, self.seq_len())
         t = xs.shape[1]
-        lr = cfg.lr * self.plateau.scale * (t / cfg.bptt if cfg.random_bptt else 1.0)  # AWD: lr * len/bptt
+        lr = cfg.lr * self.plateau.scale * schedule_scale(cfg.schedule, p.step, cfg.max_steps)
+        lr *= t / cfg.bptt if cfg.random_bptt else 1.0  # AWD: lr * len/bptt
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         x = torch.from_numpy(xs.astype(np.int64)).to(self.device)
@@ -274,7 +275,9 @@ class Trainer:
         log.info(f"step {self.progress.step} | NT-ASGD: switching to averaged SGD")
 
     def current_lr(self) -> float:
-        return float(self.optimizer.param_groups[0]["lr"])
+        """The base lr of the next step (after any plateau decay just applied; before random-BPTT scaling)."""
+        cfg = self.cfg
+        return cfg.lr * self.plateau.scale * schedule_scale(cfg.schedule, self.progress.step, cfg.max_steps)
 
     def write_metrics(self, record: dict[str, Any]) -> None:
         if self.metrics_file is None:

@@ -39,6 +39,13 @@ def test_standard_split_naming_rule(name: str) -> None:
     assert split_bounds(Path(name), 1000, (0.8, 0.1, 0.1)) == (0, 800, 900, 1000)
 
 
+def test_split_bounds_match_nanogpt_shakespeare_split() -> None:
+    # nanoGPT: train = data[: int(n * 0.9)], val = the rest (1,003,854 and 111,540 bytes).
+    n = 1_115_394
+    assert split_bounds(Path("input.txt"), n, (0.9, 0.1, 0.0)) == (0, 1_003_854, n, n)
+    assert split_bounds(Path("x"), 100, (0.29, 0.71, 0.0)) == (0, 29, 100, 100)
+
+
 def test_other_names_use_fractions() -> None:
     assert split_bounds(Path("text8.txt"), 1000, None) == (0, 900, 950, 1000)
     assert split_bounds(Path("my_enwik8_copy"), 1000, None) == (0, 900, 950, 1000)

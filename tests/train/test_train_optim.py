@@ -10,8 +10,9 @@ import pytest
 import torch
 from train_testlib import read_jsonl, write_corpus
 
+from lnrnn.errors import UserError
 from lnrnn.train import trainer as trainer_module
-from lnrnn.train.optim import PlateauDecay, averaged_weights, nt_trigger
+from lnrnn.train.optim import PlateauDecay, averaged_weights, nt_trigger, schedule_scale
 from lnrnn.train.presets import resolve
 from lnrnn.train.trainer import Trainer, train
 
@@ -126,3 +127,33 @@ def test_random_bptt_lengths_and_lr_scaling(tmp_path: Path, monkeypatch: pytest.
     tr.train_step()
     t = tr.progress.pos - pos
     assert tr.optimizer.param_groups[0]["lr"] == pytest.approx(tr.cfg.lr * t / 40)
+
+
+def test_cosine_schedule_values() -> None:
+    # 0.1 + 0.9 * (1 + cos(pi * t / T)) / 2: 1 at the start, 0.55 halfway, 0.1 at the end and after.
+    assert schedule_scale("cosine", 0, 1000) == pytest.approx(1.0)
+    assert schedule_scale("cosine", 500, 1000) == pytest.approx(0.55)
+    assert schedule_scale("cosine", 250, 1000) == pytest.approx(0.1 + 0.45 * (1 + math.sqrt(0.5)))
+    assert schedule_scale("cosine", 1000, 1000) == pytest.approx(0.1)
+    assert schedule_scale("cosine", 5000, 1000) == pytest.approx(0.1)
+    assert schedule_scale("constant", 500, 1000) == 1.0
+
+
+def test_cosine_schedule_in_training(tmp_path: Path) -> None:
+    corpus = write_corpus(tmp_path / "c.txt", n=20_000)
+    model_cfg, cfg = resolve(
+        "tiny",
+        {"data": str(corpus), "hidden": 16, "eval_interval": 100, "log_interval": 1, "max_steps": 20,
+         "schedule": "cosine"},
+    )  # fmt: skip
+    train(model_cfg, cfg, tmp_path / "run", quiet=True)
+    lrs = [r["train/lr"] for r in read_jsonl(tmp_path / "run" / "metrics.jsonl") if "train/lr" in r]
+    # The record after step s holds the lr step s used, i.e. the schedule at s - 1.
+    assert lrs == pytest.approx([cfg.lr * schedule_scale("cosine", s, 20) for s in range(20)])
+
+
+def test_cosine_schedule_needs_max_steps() -> None:
+    with pytest.raises(UserError, match="needs --max-steps"):
+        resolve("tiny", {"schedule": "cosine", "max_steps": 0})
+    with pytest.raises(UserError, match="unknown schedule"):
+        resolve("tiny", {"schedule": "linear"})

@@ -1,0 +1,77 @@
+"""Build the default model's training mix: every corpus's bytes before its validation split, concatenated.
+
+python -m bench.default_mix --out runs/default-data [--data ../shared/data]
+
+Writes ``train.txt`` (the train parts, in the order of ``bench/corpora.py``), ``valid.txt`` (the validation
+splits, same order; the trainer uses it to pick the checkpoint) and ``manifest.json`` (file, sha256, and the
+byte ranges of each part). Bytes are copied as they are: no BOM stripping, no CRLF conversion.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench.common import SHARED_DATA
+from bench.corpora import VALIDATION_SPLITS
+
+
+def build(data_dir: Path, out: Path) -> dict[str, Any]:
+    """Write train.txt / valid.txt / manifest.json under ``out``; returns the manifest."""
+    out.mkdir(parents=True, exist_ok=True)
+    parts: list[dict[str, Any]] = []
+    train_off = valid_off = 0
+    with (out / "train.txt").open("wb") as train, (out / "valid.txt").open("wb") as valid:
+        for split in (s.at(data_dir) for s in VALIDATION_SPLITS):
+            data = split.file_bytes()
+            cut = split.start(len(data))
+            train.write(data[:cut])
+            valid.write(data[cut:])
+            parts.append(
+                {
+                    "corpus": split.name,
+                    "file": split.relpath,
+                    "sha256": split.sha256,
+                    "file_bytes": len(data),
+                    "train_file_range": [0, cut],
+                    "valid_file_range": [cut, len(data)],
+                    "train_txt_range": [train_off, train_off + cut],
+                    "valid_txt_range": [valid_off, valid_off + len(data) - cut],
+                }
+            )
+            train_off += cut
+            valid_off += len(data) - cut
+    manifest = {
+        "description": "lnrnn default-model mix: each corpus's bytes before its validation split "
+        "(bench/corpora.py), raw bytes, no normalisation",
+        "train_bytes": train_off,
+        "valid_bytes": valid_off,
+        "parts": parts,
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> int:
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=fmt)
+    parser.add_argument("--data", type=Path, default=SHARED_DATA, help="the shared data directory")
+    parser.add_argument("--out", type=Path, required=True, help="directory to write")
+    args = parser.parse_args(argv)
+    try:
+        manifest = build(args.data, args.out)
+    except (OSError, ValueError) as err:
+        print(f"default_mix: error: {err}", file=sys.stderr)
+        return 2
+    for part in manifest["parts"]:
+        a, b = part["valid_file_range"]
+        print(f"{part['corpus']:16s} train {part['train_file_range'][1]:>9,} B | valid [{a:,}, {b:,})")
+    print(f"total: train {manifest['train_bytes']:,} B, valid {manifest['valid_bytes']:,} B -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""The default model's data: train parts and validation splits are disjoint, exact and documented.
+
+Reads the real corpora in ../shared/data (about 8 MB).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.common import SHARED_DATA
+from bench.corpora import VALIDATION_SPLITS
+from bench.default_mix import build
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_mix_is_every_byte_before_each_validation_split(tmp_path: Path) -> None:
+    manifest = build(SHARED_DATA, tmp_path / "mix")
+    train = (tmp_path / "mix" / "train.txt").read_bytes()
+    valid = (tmp_path / "mix" / "valid.txt").read_bytes()
+    assert len(train) == manifest["train_bytes"] and len(valid) == manifest["valid_bytes"]
+    assert [p["corpus"] for p in manifest["parts"]] == [s.name for s in VALIDATION_SPLITS]
+    for part, split in zip(manifest["parts"], VALIDATION_SPLITS, strict=True):
+        whole = split.path.read_bytes()  # raw file: nothing normalised
+        cut = part["train_file_range"][1]
+        assert part["valid_file_range"] == [cut, len(whole)] and cut == int(len(whole) * split.start_frac)
+        a, b = part["train_txt_range"]
+        c, d = part["valid_txt_range"]
+        assert train[a:b] == whole[:cut] and valid[c:d] == whole[cut:] == split.read()
+    # nanoGPT's Tiny Shakespeare split: the last 111,540 bytes are held out.
+    assert manifest["parts"][0]["valid_file_range"] == [1_003_854, 1_115_394]
+    # CRLF and the BOM survive (War and Peace starts with EF BB BF).
+    assert train[manifest["parts"][1]["train_txt_range"][0] :].startswith(b"\xef\xbb\xbf")
+    assert b"\r\n" in valid
+
+
+def test_a_changed_corpus_is_refused(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(SHARED_DATA, data)
+    target = data / VALIDATION_SPLITS[4].relpath
+    target.chmod(0o644)
+    target.write_bytes(target.read_bytes() + b"x")
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.default_mix", "--data", str(data), "--out", str(tmp_path / "o")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("default_mix: error:") and "sha256" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_manifest_is_json_with_ranges(tmp_path: Path) -> None:
+    build(SHARED_DATA, tmp_path / "m")
+    manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    sizes = [(s.path.stat().st_size, s.start_frac) for s in VALIDATION_SPLITS]
+    assert manifest["train_bytes"] == sum(int(n * f) for n, f in sizes)
+    assert manifest["train_bytes"] + manifest["valid_bytes"] == sum(n for n, _ in sizes)
