@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 MAX_TOP_K = 100
 MAX_TEMPERATURE = 100.0
@@ -22,7 +30,15 @@ def _utf8(text: str) -> str:
     return text
 
 
+def _json_number(value: object) -> object:
+    """A JSON number only: pydantic's lax float would take ``true`` and ``"1.5"`` as well."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"Input should be a number, got {type(value).__name__}")
+    return value
+
+
 Utf8Str = Annotated[str, AfterValidator(_utf8)]
+Number = Annotated[float, BeforeValidator(_json_number)]
 
 
 class Request(BaseModel):
@@ -31,8 +47,8 @@ class Request(BaseModel):
 
 class PredictRequest(Request):
     text: Utf8Str = Field("", description="context; empty = predict the first character of a text")
-    top_k: int = Field(5, ge=1, le=MAX_TOP_K, description="how many characters to list")
-    temperature: float = Field(
+    top_k: int = Field(5, ge=1, le=MAX_TOP_K, strict=True, description="how many characters to list")
+    temperature: Number = Field(
         1.0, gt=0, le=MAX_TEMPERATURE, allow_inf_nan=False, description="divides the log-probabilities"
     )
 
@@ -71,7 +87,7 @@ class ScoreRequest(Request):
 
     text: str | None = Field(None, description="the text to score (at least one character)")
     texts: list[str] | None = Field(None, min_length=1, description="several texts, answered in order")
-    per_char: bool = Field(False, description="also return the bits of each Unicode character")
+    per_char: bool = Field(False, strict=True, description="also return the bits of each Unicode character")
 
     model_config = ConfigDict(
         extra="forbid",
@@ -129,10 +145,14 @@ class ScoreBatchResponse(BaseModel):
 
 class GenerateRequest(Request):
     prompt: Utf8Str = Field("", description="text to continue; empty = start a new text")
-    max_chars: int = Field(200, ge=1, description="characters to generate (limit: LNRNN_MAX_GENERATE_CHARS)")
-    temperature: float = Field(1.0, gt=0, le=MAX_TEMPERATURE, allow_inf_nan=False)
-    top_k: int = Field(0, ge=0, le=256, description="sample among the k most likely next bytes; 0 = all")
-    seed: int | None = Field(None, ge=0, lt=2**63, description="same seed, same text")
+    max_chars: int = Field(
+        200, ge=1, strict=True, description="characters to generate (limit: LNRNN_MAX_GENERATE_CHARS)"
+    )
+    temperature: Number = Field(1.0, gt=0, le=MAX_TEMPERATURE, allow_inf_nan=False)
+    top_k: int = Field(
+        0, ge=0, le=256, strict=True, description="sample among the k most likely next bytes; 0 = all"
+    )
+    seed: int | None = Field(None, ge=0, lt=2**63, strict=True, description="same seed, same text")
 
     model_config = ConfigDict(
         extra="forbid",

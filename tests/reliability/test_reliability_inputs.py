@@ -58,6 +58,13 @@ CASES = [
     ("both fields", "/v1/score", {"text": "a", "texts": ["b"]}, JSON, 422, None, "exactly one"),
     ("JSON array body", "/v1/score", [1, 2], JSON, 422, "invalid_request", "dictionary"),
     ("too many texts", "/v1/score", {"texts": ["a"] * 33}, JSON, 422, None, "LNRNN_MAX_BATCH"),
+    # JSON types are not coerced: a boolean is not an integer, a string is not a number (schemathesis).
+    ("boolean top_k", "/v1/generate", {"top_k": False}, JSON, 422, "invalid_request", "top_k"),
+    ("boolean seed", "/v1/generate", {"seed": True}, JSON, 422, "invalid_request", "seed"),
+    ("float max_chars", "/v1/generate", {"max_chars": 5.0}, JSON, 422, "invalid_request", "max_chars"),
+    ("boolean temperature", "/v1/predict", {"temperature": True}, JSON, 422, None, "temperature"),
+    ("string temperature", "/v1/generate", {"temperature": "0.5"}, JSON, 422, None, "temperature"),
+    ("integer per_char", "/v1/score", {"text": "a", "per_char": 1}, JSON, 422, None, "per_char"),
     ("text over the limit", "/v1/score", {"text": "a" * 4001}, JSON, 413, "payload_too_large", "LNRNN_MAX"),
 ]
 
