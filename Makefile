@@ -56,10 +56,10 @@ serve:  ## serving-only venv (.venv-serve, no torch), then serve $(MODEL) on htt
 	$(SERVE_VENV)/bin/lnrnn serve $(MODEL)
 
 .PHONY: default-model
-default-model: install  ## retrain + export models/default on the English corpus mix (~50 CPU-min; needs $(SHARED_DATA))
+default-model: install  ## retrain + export models/default on the English corpus mix (~2.5 CPU-hours; needs $(SHARED_DATA))
 	rm -rf runs/default-model runs/default-data
 	$(BIN)/python -m bench.default_mix --data $(SHARED_DATA) --out runs/default-data
-	$(BIN)/lnrnn train --data runs/default-data --preset mix --out runs/default-model
+	$(BIN)/lnrnn train --data runs/default-data --preset mix --bf16 --compile --quiet --out runs/default-model
 	$(BIN)/lnrnn export runs/default-model --out models/default --quantize int8 \
 		--verify-data runs/default-data/valid.txt
 	$(BIN)/python -m bench.model_card models/default

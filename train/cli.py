@@ -90,7 +90,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     o.add_argument(
         "--device", default=None, choices=["auto", "cpu", "cuda"], help="auto picks CUDA if present"
     )
-    _switch(o, "--bf16", "bf16", True, "bfloat16 autocast (CUDA only)")
+    _switch(o, "--bf16", "bf16", True, "bfloat16 autocast (CUDA, or CPU with AMX/AVX512-BF16)")
+    _switch(o, "--compile", "compile", True, "torch.compile each cell's step (CPU: needs g++)")
     p.set_defaults(handler=run_train)
 
     e = sub.add_parser("eval", help="exact BPC of a file with the PyTorch model")

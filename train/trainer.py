@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shutil
 import signal
 import sys
 import time
@@ -101,9 +102,22 @@ def pick_device(name: str, ctx: D.DistContext) -> tuple[torch.device, str]:
     return torch.device("cuda", ctx.local_rank), "auto: CUDA available" if name == "auto" else "cuda"
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether bfloat16 matmuls run natively: any CUDA device, or a CPU with AVX512-BF16 / AMX."""
+    if device.type == "cuda":
+        return True
+    cpu = getattr(torch, "cpu", None)
+    return any(
+        bool(getattr(cpu, f, lambda: False)())
+        for f in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    )
+
+
 def check_flags(model_cfg: ModelConfig, cfg: TrainConfig, device: torch.device, ctx: D.DistContext) -> None:
-    if cfg.bf16 and device.type != "cuda":
-        raise UserError("--bf16 needs CUDA (bfloat16 autocast on CPU is not supported here)")
+    if cfg.bf16 and not native_bf16(device):
+        raise UserError("--bf16 needs CUDA or a CPU with AVX512-BF16/AMX (this CPU would emulate it, slowly)")
+    if cfg.compile and device.type == "cpu" and not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
+        raise UserError("--compile on CPU needs a C++ compiler (g++) for torch.compile's inductor backend")
     if model_cfg.norm == "batch" and not model_cfg.hoist:
         raise UserError("--norm batch needs the hoisted input path (--no-hoist gives per-step statistics)")
     if cfg.batch_size % ctx.world:
@@ -122,6 +136,9 @@ class Trainer:
         )
         torch.manual_seed(cfg.seed)
         self.model = ByteLM(model_cfg).to(self.device)
+        if cfg.compile:  # an instance attribute: weights, checkpoints and export are unaffected
+            for cell in self.model.recurrent_cells:
+                cell.step = torch.compile(cell.step, dynamic=False)  # type: ignore[method-assign]
         self.loss_module: nn.Module = LossModule(self.model, cfg.ar, cfg.tar)
         torch.manual_seed(cfg.seed + self.ctx.rank)  # dropout masks differ per process
         self.bptt_gen = torch.Generator().manual_seed(cfg.seed)  # same lengths on every process
@@ -214,7 +231,7 @@ class Trainer:
         x = torch.from_numpy(xs.astype(np.int64)).to(self.device)
         y = torch.from_numpy(ys.astype(np.int64)).to(self.device)
         self.loss_module.train()
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.bf16):
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
             loss, nll, state = self.loss_module(x, y, self.state)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -350,8 +367,10 @@ class Trainer:
             self.file_log = logging.FileHandler(self.run_dir / "train.log", encoding="utf-8")
             log.addHandler(self.file_log)
         log.info(
-            f"device {self.device} ({self.device_reason}) | processes {self.ctx.world} | "
-            f"params {self.model.num_parameters():,} | train {len(self.splits.train):,} bytes | "
+            f"device {self.device} ({self.device_reason}) | "
+            f"{'bf16 autocast' if cfg.bf16 else 'fp32'}{', compiled steps' if cfg.compile else ''} | "
+            f"processes {self.ctx.world} | params {self.model.num_parameters():,} | "
+            f"train {len(self.splits.train):,} bytes | "
             f"valid {len(self.splits.valid):,} | test {len(self.splits.test):,} | "
             + (f"resumed at step {p.step}" if resume else f"run dir {self.run_dir}")
         )

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bench.common import SHARED_DATA
 from bench.corpora import VALIDATION_SPLITS
-from bench.default_mix import build
+from bench.default_mix import DEFAULT_REPEATS, REPEATS, build
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -30,7 +30,7 @@ def test_mix_is_every_byte_before_each_validation_split(tmp_path: Path) -> None:
         assert part["valid_file_range"] == [cut, len(whole)] and cut == int(len(whole) * split.start_frac)
         a, b = part["train_txt_range"]
         c, d = part["valid_txt_range"]
-        assert train[a:b] == whole[:cut] and valid[c:d] == whole[cut:] == split.read()
+        assert train[a:b] == whole[:cut] * part["repeats"] and valid[c:d] == whole[cut:] == split.read()
     # nanoGPT's Tiny Shakespeare split: the last 111,540 bytes are held out.
     assert manifest["parts"][0]["valid_file_range"] == [1_003_854, 1_115_394]
     # CRLF and the BOM survive (War and Peace starts with EF BB BF).
@@ -58,6 +58,10 @@ def test_a_changed_corpus_is_refused(tmp_path: Path) -> None:
 def test_manifest_is_json_with_ranges(tmp_path: Path) -> None:
     build(SHARED_DATA, tmp_path / "m")
     manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
-    sizes = [(s.path.stat().st_size, s.start_frac) for s in VALIDATION_SPLITS]
-    assert manifest["train_bytes"] == sum(int(n * f) for n, f in sizes)
-    assert manifest["train_bytes"] + manifest["valid_bytes"] == sum(n for n, _ in sizes)
+    sizes = [
+        (s.path.stat().st_size, s.start_frac, REPEATS.get(s.name, DEFAULT_REPEATS)) for s in VALIDATION_SPLITS
+    ]
+    assert manifest["train_bytes"] == sum(k * int(n * f) for n, f, k in sizes)
+    assert manifest["valid_bytes"] == sum(n - int(n * f) for n, f, _ in sizes)
+    assert [p["repeats"] for p in manifest["parts"]] == [k for _, _, k in sizes]
+    assert {k for _, _, k in sizes} == {1, 2, 3}  # War and Peace once, PTB three times, the rest twice

@@ -127,7 +127,6 @@ def test_bad_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str], run_dir:
         (["--data", str(tmp_path / "short.txt")], "fewer than one batch"),
         (["--data", str(corpus), "--preset", "nope"], "valid presets: tiny, small"),
         (["--data", str(corpus), "--max-steps", "-1"], "max_steps"),
-        (["--data", str(corpus), "--bf16", "--device", "cpu"], "--bf16 needs CUDA"),
         (["--data", str(corpus), "--norm", "batch", "--no-hoist"], "--norm batch"),
         (["--data", str(corpus), "--dropout-input", "1.5"], "dropout_input"),
         (["--data", str(corpus), "--split", "0.5,0.6"], "--split"),
