@@ -1,9 +1,11 @@
-"""Training throughput (chars/s) of the presets, naive per-step input path vs hoisted, in one process.
+"""Training throughput (chars/s) of the presets: naive per-step input path, hoisted, and hoisted with
+``--bf16 --compile`` (bfloat16 autocast + torch.compile of each step; where the CPU has native bfloat16),
+in one process.
 
     .venv/bin/python bench/train_speed.py [--presets tiny,small] [--reps 5] [--iters 10] [--out PATH]
 
 One repetition = ``--iters`` timed optimiser steps (Adam, clipping, AR/TAR as in the preset) after a warm-up;
-the table reports the median over ``--reps`` repetitions. Naive and hoisted use the same weights and batches.
+the table reports the median over ``--reps`` repetitions. Every mode uses the same weights and batches.
 """
 
 from __future__ import annotations
@@ -23,14 +25,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import machine  # noqa: E402
 from lnrnn.train.model import ByteLM  # noqa: E402
 from lnrnn.train.presets import resolve  # noqa: E402
-from lnrnn.train.trainer import LossModule  # noqa: E402
+from lnrnn.train.trainer import LossModule, compile_cell_steps, native_bf16  # noqa: E402
+
+MODES = {"naive": (False, False), "hoisted": (True, False), "bf16+compile": (True, True)}  # (hoist, fast)
 
 
-def make_step(preset: str, hoist: bool) -> tuple[Callable[[], None], dict[str, Any]]:
-    """One training step (forward, loss, backward, clip, Adam) of ``preset`` on a fixed random batch."""
+def make_step(preset: str, hoist: bool, fast: bool = False) -> tuple[Callable[[], None], dict[str, Any]]:
+    """One training step (forward, loss, backward, clip, Adam) of ``preset`` on a fixed random batch.
+
+    ``fast``: what ``--bf16 --compile`` does in the trainer (autocast of the forward pass, compiled steps).
+    """
     model_cfg, cfg = resolve(preset, {"hoist": hoist})
     torch.manual_seed(0)
     model = ByteLM(model_cfg)
+    if fast:
+        compile_cell_steps(model)
     loss_module = LossModule(model, cfg.ar, cfg.tar).train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=cfg.lr)
@@ -40,7 +49,8 @@ def make_step(preset: str, hoist: bool) -> tuple[Callable[[], None], dict[str, A
     state: list[torch.Tensor | None] = [None]
 
     def step() -> None:
-        loss, _, new_state = loss_module(x, y, state[0])
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=fast):
+            loss, _, new_state = loss_module(x, y, state[0])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, cfg.clip)
@@ -51,9 +61,13 @@ def make_step(preset: str, hoist: bool) -> tuple[Callable[[], None], dict[str, A
     return step, {**meta, "cell": model_cfg.cell, "norm": model_cfg.norm}
 
 
-def bench_preset(preset: str, reps: int, iters: int, warmup: int) -> dict[str, Any]:
-    """Naive and hoisted alternate within each repetition, so load changes hit both alike."""
-    steps = {"naive": make_step(preset, False), "hoisted": make_step(preset, True)}
+def bench_preset(preset: str, reps: int, iters: int, warmup: int, fast: bool = True) -> dict[str, Any]:
+    """The modes alternate within each repetition, so load changes hit them alike.
+
+    ``fast=False`` (or a CPU without native bfloat16) leaves out the bf16+compile mode.
+    """
+    fast = fast and native_bf16(torch.device("cpu"))
+    steps = {name: make_step(preset, *flags) for name, flags in MODES.items() if fast or not flags[1]}
     times: dict[str, list[float]] = {name: [] for name in steps}
     for step, _ in steps.values():
         for _ in range(warmup):
@@ -75,6 +89,8 @@ def bench_preset(preset: str, reps: int, iters: int, warmup: int) -> dict[str, A
             **meta,
         }
     out["speedup"] = out["hoisted"]["chars_per_s"] / out["naive"]["chars_per_s"]
+    if "bf16+compile" in out:
+        out["fast_speedup"] = out["bf16+compile"]["chars_per_s"] / out["hoisted"]["chars_per_s"]
     return out
 
 
@@ -93,25 +109,15 @@ def main() -> None:
 
     threads = torch.get_num_threads()
     print(f"torch {torch.__version__}, {threads} threads; median of {args.reps} x {args.iters} steps\n")
-    columns = [
-        "preset",
-        "model",
-        "B x T",
-        "naive chars/s",
-        "hoisted chars/s",
-        "naive ms/step",
-        "hoisted ms/step",
-    ]
-    print("| " + " | ".join([*columns, "speedup"]) + " |")
-    print("|---|---|---|---:|---:|---:|---:|---:|")
+    print("| preset | mode | model | B x T | chars/s | ms/step |")
+    print("|---|---|---|---|---:|---:|")
     for preset, r in results.items():
-        n, h = r["naive"], r["hoisted"]
-        model = f"{h['layers']}x{h['hidden']} {h['norm']}-{h['cell']}"
-        print(
-            f"| {preset} | {model} | {h['batch']} x {h['bptt']} "
-            f"| {n['chars_per_s']:,.0f} | {h['chars_per_s']:,.0f} "
-            f"| {n['median_ms_per_step']:.1f} | {h['median_ms_per_step']:.1f} | {r['speedup']:.2f}x |"
-        )
+        for mode in (m for m in MODES if m in r):
+            v = r[mode]
+            print(
+                f"| {preset} | {mode} | {v['layers']}x{v['hidden']} {v['norm']}-{v['cell']} "
+                f"| {v['batch']} x {v['bptt']} | {v['chars_per_s']:,.0f} | {v['median_ms_per_step']:.1f} |"
+            )
     payload = {
         "machine": machine(),
         "torch_threads": threads,

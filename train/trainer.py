@@ -113,6 +113,12 @@ def native_bf16(device: torch.device) -> bool:
     )
 
 
+def compile_cell_steps(model: ByteLM) -> None:
+    """torch.compile each cell's ``step`` (an instance attribute: weights, checkpoints, export unaffected)."""
+    for cell in model.recurrent_cells:
+        cell.step = torch.compile(cell.step, dynamic=False)  # type: ignore[method-assign]
+
+
 def check_flags(model_cfg: ModelConfig, cfg: TrainConfig, device: torch.device, ctx: D.DistContext) -> None:
     if cfg.bf16 and not native_bf16(device):
         raise UserError("--bf16 needs CUDA or a CPU with AVX512-BF16/AMX (this CPU would emulate it, slowly)")
@@ -136,9 +142,8 @@ class Trainer:
         )
         torch.manual_seed(cfg.seed)
         self.model = ByteLM(model_cfg).to(self.device)
-        if cfg.compile:  # an instance attribute: weights, checkpoints and export are unaffected
-            for cell in self.model.recurrent_cells:
-                cell.step = torch.compile(cell.step, dynamic=False)  # type: ignore[method-assign]
+        if cfg.compile:
+            compile_cell_steps(self.model)
         self.loss_module: nn.Module = LossModule(self.model, cfg.ar, cfg.tar)
         torch.manual_seed(cfg.seed + self.ctx.rank)  # dropout masks differ per process
         self.bptt_gen = torch.Generator().manual_seed(cfg.seed)  # same lengths on every process
