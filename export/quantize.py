@@ -1,6 +1,8 @@
-"""int8: ONNX Runtime dynamic quantization of MatMul/Gemm weights (QInt8), Scan bodies included.
+"""int8: ONNX Runtime dynamic quantization of MatMul/Gemm weights and Gather tables, Scan bodies included.
 
-Only MatMul and Gemm are listed, so ``LayerNormalization``, the gates and ``LogSoftmax`` stay fp32.
+MatMul/Gemm weights become int8 (``MatMulInteger``); the byte-embedding and layer-0 input-path tables read by
+``Gather`` are stored as uint8 with one ``DequantizeLinear`` (weight-only: 4x smaller, which keeps the default
+model's four files under 25 MB). ``LayerNormalization``, the gates and ``LogSoftmax`` stay fp32.
 ``EnableSubgraph`` makes ``quantize_dynamic`` descend into ``Scan`` bodies (off by default); what got
 quantized is counted from the output file, per graph, and reported as found.
 """
@@ -13,9 +15,11 @@ from pathlib import Path
 
 import onnx
 
-QUANT_OPS = ["MatMul", "Gemm"]
+QUANT_OPS = ["MatMul", "Gemm", "Gather"]
+FP32_MATMUL_OPS = ("MatMul", "Gemm")
 INT8_OPS = (
     "MatMulInteger",
+    "DequantizeLinear",
     "DynamicQuantizeLinear",
     "DynamicQuantizeMatMul",
     "QGemm",
@@ -65,7 +69,9 @@ def quantization_summary(model: onnx.ModelProto) -> dict[str, dict[str, int]]:
     summary = {}
     for graph, counts in op_counts(model).items():
         picked = {
-            k: v for k, v in counts.items() if k in INT8_OPS or k in QUANT_OPS or k == "LayerNormalization"
+            k: v
+            for k, v in counts.items()
+            if k in INT8_OPS or k in FP32_MATMUL_OPS or k == "LayerNormalization"
         }
         if picked:
             summary[graph] = picked

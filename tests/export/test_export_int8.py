@@ -1,9 +1,10 @@
-"""int8: dynamic quantization of MatMul/Gemm weights (Scan bodies included); LayerNormalization stays fp32."""
+"""int8: MatMul/Gemm weights and Gather tables quantized (Scan bodies too); LayerNormalization stays fp32."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
 from export_testlib import tiny_model
@@ -11,6 +12,16 @@ from export_testlib import tiny_model
 from lnrnn.contract import ArtifactMetadata
 from lnrnn.export import quantize
 from lnrnn.export.api import count_ops, export_model
+
+
+def initializers(graph: onnx.GraphProto) -> list[onnx.TensorProto]:
+    """Initializers of a graph and of every sub-graph (Scan bodies)."""
+    found = list(graph.initializer)
+    for node in graph.node:
+        for attr in node.attribute:
+            for sub in ([attr.g] if attr.type == onnx.AttributeProto.GRAPH else []) + list(attr.graphs):
+                found += initializers(sub)
+    return found
 
 
 @pytest.mark.parametrize("sequence", ["fast", "generic"])
@@ -31,6 +42,10 @@ def test_int8_written_with_delta(sequence: str, tmp_path: Path, verify_text: byt
         assert count_ops(q, "LayerNormalization") == count_ops(
             onnx.load(str(tmp_path / fp32)), "LayerNormalization"
         )
+        # Every weight of the size of the embedding or larger is 8-bit: Gather tables too, not only matmuls.
+        vocab_rows = model.embedding.weight.numel()
+        big = [t for t in initializers(q.graph) if np.prod(t.dims) >= vocab_rows]
+        assert big and all(t.data_type in (onnx.TensorProto.INT8, onnx.TensorProto.UINT8) for t in big)
         meta = ArtifactMetadata.from_props({p.key: p.value for p in q.metadata_props})
         assert meta.int8_bpc_delta == pytest.approx(delta)
 
