@@ -1,0 +1,71 @@
+"""The bundled models/default keeps issue 8's promises, checked on the committed files themselves.
+
+<= 5M parameters and <= 25 MB on disk; int8 files only with a BPC delta <= 0.01; trained on the corpus mix;
+and the model card's numbers are what the torch-free runtime and the compressors give today.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench.common import REPO
+from bench.compressors import compressed_bits_per_byte
+from bench.corpora import VALIDATION_SPLITS
+from bench.model_card import END, START, table
+from lnrnn.bpc import bits_per_byte
+from lnrnn.contract import SEQUENCE_INT8_FILE, STEP_INT8_FILE
+from lnrnn.serve.runtime import Runtime
+
+MODEL = REPO / "models" / "default"
+MAX_PARAMETERS = 5_000_000
+MAX_DISK_BYTES = 25_000_000
+CHEAP_SPLITS = ("alice29", "asyoulik", "lcet10")  # the smallest splits: rescored in seconds
+
+
+@pytest.fixture(scope="module")
+def runtime() -> Runtime:
+    return Runtime.load(MODEL, device="cpu", threads=0)
+
+
+@pytest.fixture(scope="module")
+def evaluation() -> dict:
+    return json.loads((MODEL / "evaluation.json").read_text())
+
+
+def test_size_and_parameter_budget(runtime: Runtime) -> None:
+    assert 0 < runtime.meta.config.parameters <= MAX_PARAMETERS
+    on_disk = sum(p.stat().st_size for p in MODEL.iterdir() if p.is_file())
+    assert on_disk <= MAX_DISK_BYTES, f"models/default holds {on_disk:,} bytes"
+
+
+def test_int8_files_only_with_a_small_delta() -> None:
+    int8 = [(MODEL / f).is_file() for f in (STEP_INT8_FILE, SEQUENCE_INT8_FILE)]
+    assert int8[0] == int8[1]
+    if int8[0]:
+        quantized = Runtime.load(MODEL, device="cpu", int8=True)
+        assert quantized.meta.int8_bpc_delta is not None and quantized.meta.int8_bpc_delta <= 0.01
+
+
+def test_trained_on_the_mix_with_every_split_held_out(runtime: Runtime) -> None:
+    assert "default-data" in runtime.meta.train_data and "valid=valid.txt" in runtime.meta.train_data
+    assert runtime.meta.valid_bpc is not None and 0 < runtime.meta.valid_bpc < 8
+
+
+def test_card_rows_reproduce(runtime: Runtime, evaluation: dict) -> None:
+    rows = {row["corpus"]: row for row in evaluation["rows"]}
+    assert list(rows) == [s.name for s in VALIDATION_SPLITS]
+    for split in VALIDATION_SPLITS:
+        if split.name not in CHEAP_SPLITS:
+            continue
+        data = split.read()
+        row = rows[split.name]
+        assert row["bytes"] == len(data)
+        assert bits_per_byte(runtime.score(data).nats, len(data)) == pytest.approx(row["model"], abs=1e-6)
+        assert compressed_bits_per_byte(data)["bzip2 -9"] == pytest.approx(row["bzip2 -9"], abs=1e-12)
+
+
+def test_card_shows_the_evaluation_table(evaluation: dict) -> None:
+    card = (MODEL / "README.md").read_text()
+    assert f"{START}\n{table(evaluation['rows'])}\n{END}" in card
