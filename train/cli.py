@@ -12,7 +12,8 @@ from typing import Any
 from lnrnn.errors import UserError
 
 TRAIN_EPILOG = """\
-Precedence: dataclass defaults < --preset < explicit flags. With --resume, the run's config.json is the base
+Precedence: dataclass defaults < --preset < explicit flags (--init-from RUN: RUN's architecture
+sits under the flags and its best weights are the start). With --resume, the run's config.json is the base
 and only training flags (e.g. --max-steps, --max-minutes) may change.
 Exit status: 0 done (also after SIGTERM: `last` and resume.pt are saved first), 130 after SIGINT (saved too),
 2 bad input (one line on stderr).
@@ -41,7 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     p.add_argument("--out", required=True, type=Path, help="run directory to write")
     p.add_argument(
-        "--preset", default=None, help="tiny | small | shakespeare | mix | hafner-text8 | awd-enwik8"
+        "--preset",
+        default=None,
+        help="tiny | small | shakespeare | mix | mix-finetune | hafner-text8 | awd-enwik8",
     )
     p.add_argument("--resume", action="store_true", help="continue the run in --out from resume.pt")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -92,6 +95,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     _switch(o, "--bf16", "bf16", True, "bfloat16 autocast (CUDA, or CPU with AMX/AVX512-BF16)")
     _switch(o, "--compile", "compile", True, "torch.compile each cell's step (CPU: needs g++)")
+    o.add_argument(
+        "--init-from",
+        dest="init_from",
+        default=None,
+        help="fine-tune: start from this run's best weights (architecture taken from it)",
+    )
     p.set_defaults(handler=run_train)
 
     e = sub.add_parser("eval", help="exact BPC of a file with the PyTorch model")
@@ -165,6 +174,30 @@ def _resume_config(args: argparse.Namespace) -> tuple[Any, Any]:
     return resolve(None, {**saved["model"], **saved["train"], **overrides})
 
 
+def _init_architecture(args: argparse.Namespace) -> dict[str, Any]:
+    """With --init-from, the source run's architecture (explicit flags may not contradict it)."""
+    from lnrnn.train.presets import FINETUNE_PRESETS
+
+    if args.init_from is None:
+        if args.preset in FINETUNE_PRESETS:
+            raise UserError(f"--preset {args.preset} fine-tunes a trained run: add --init-from RUN")
+        return {}
+    from lnrnn.train.checkpoint import checkpoint_paths, read_meta
+    from lnrnn.train.model import ARCHITECTURE_KEYS
+
+    source = Path(args.init_from)
+    if not source.exists():
+        raise UserError(f"--init-from: {source} does not exist")
+    args.init_from = str(source.resolve())  # config.json records where the weights came from
+    saved = read_meta(checkpoint_paths(source)[1]).get("model", {})
+    arch = {k: saved[k] for k in ARCHITECTURE_KEYS if k in saved}
+    given = _overrides(args)
+    changed = sorted(k for k in arch if k in given and given[k] != arch[k])
+    if changed:
+        raise UserError(f"--init-from {source}: its weights fix {', '.join(changed)}; drop those flags")
+    return arch
+
+
 def run_train(args: argparse.Namespace) -> int:
     from lnrnn.train.presets import resolve
     from lnrnn.train.trainer import train
@@ -174,7 +207,7 @@ def run_train(args: argparse.Namespace) -> int:
     else:
         if args.data is None:
             raise UserError("--data is required (a corpus file or a directory of train/valid/test files)")
-        model_cfg, cfg = resolve(args.preset, _overrides(args))
+        model_cfg, cfg = resolve(args.preset, {**_init_architecture(args), **_overrides(args)})
     _setup_logging()
     result = train(model_cfg, cfg, args.out, resume=args.resume, quiet=args.quiet)
     return result.exit_code

@@ -15,6 +15,9 @@ from torch import Tensor, nn
 from lnrnn.contract import VOCAB_SIZE
 from lnrnn.train.cells import CELLS, INITS, NORMS, RecurrentCell, make_cell, run_layer
 
+# The fields that shape the weights: a checkpoint's tensors fit a model only if these agree.
+ARCHITECTURE_KEYS = ("cell", "norm", "layers", "hidden", "embedding", "sum_layers", "learned_init")
+
 
 @dataclass
 class ModelConfig:

@@ -42,6 +42,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda
     bf16: bool = False  # bfloat16 autocast of the forward pass (CUDA, or a CPU with AMX / AVX512-BF16)
     compile: bool = False  # torch.compile each cell's step (fuses the per-step ops; needs a C++ compiler)
+    init_from: str = ""  # fine-tune: start from this run's best weights (fresh optimizer, step 0, schedule)
 
     def __post_init__(self) -> None:
         checks = {
@@ -143,6 +144,22 @@ PRESETS: dict[str, dict[str, Any]] = {
         "max_minutes": 0.0,
         "eval_interval": 2500,
     },
+    # Second stage of the default model: fine-tune the ``mix`` run (``--init-from``) on a reweighted mix
+    # (``make default-model``: Tiny Shakespeare x3, WikiText-2 x4, lcet10 x3, PTB-char x2), the splits that
+    # were furthest from the bzip2 target, at a quarter of the lr. The architecture comes from the source run.
+    "mix-finetune": {
+        "batch_size": 64,
+        "bptt": 128,
+        "lr": 5e-4,
+        "schedule": "cosine",
+        "dropout_input": 0.05,
+        "dropout_hidden": 0.1,
+        "dropout_output": 0.15,
+        "weight_drop": 0.1,
+        "max_steps": 3000,
+        "max_minutes": 0.0,
+        "eval_interval": 1500,
+    },
     # Hafner's LN-GRU on text8: one layer of 2000 units, batch 100, sequence 200, Adam with a fixed lr.
     "hafner-text8": {
         "cell": "gru",
@@ -186,6 +203,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
+FINETUNE_PRESETS = {"mix-finetune"}  # they carry no architecture: --init-from supplies it
 MODEL_KEYS = {f.name for f in fields(ModelConfig)}
 TRAIN_KEYS = {f.name for f in fields(TrainConfig)}
 

@@ -35,11 +35,11 @@ from tqdm import tqdm
 from lnrnn.bpc import bits_per_byte
 from lnrnn.errors import UserError
 from lnrnn.train import distributed as D
-from lnrnn.train.checkpoint import BEST, LAST, atomic_write, atomic_write_text, save_model
+from lnrnn.train.checkpoint import BEST, LAST, atomic_write, atomic_write_text, load_model, save_model
 from lnrnn.train.checkpoint import load_tensors_weights_only as load_weights_only
 from lnrnn.train.data import Splits, TokenStreams, load_splits, parse_split
 from lnrnn.train.evaluate import evaluate_bytes
-from lnrnn.train.model import ByteLM, ModelConfig
+from lnrnn.train.model import ARCHITECTURE_KEYS, ByteLM, ModelConfig
 from lnrnn.train.optim import PlateauDecay, averaged_weights, make_optimizer, nt_trigger, schedule_scale
 from lnrnn.train.presets import TrainConfig, config_dict
 
@@ -119,6 +119,16 @@ def compile_cell_steps(model: ByteLM) -> None:
         cell.step = torch.compile(cell.step, dynamic=False)  # type: ignore[method-assign]
 
 
+def init_weights(model: ByteLM, source: Path) -> None:
+    """Fine-tuning start: copy a checkpoint's best weights into ``model`` (same architecture required)."""
+    donor, _ = load_model(source)
+    mine, theirs = model.config.to_dict(), donor.config.to_dict()
+    changed = [k for k in ARCHITECTURE_KEYS if mine[k] != theirs[k]]
+    if changed:
+        raise UserError(f"--init-from {source}: architecture differs ({', '.join(changed)})")
+    model.load_state_dict(donor.state_dict(), strict=True)
+
+
 def check_flags(model_cfg: ModelConfig, cfg: TrainConfig, device: torch.device, ctx: D.DistContext) -> None:
     if cfg.bf16 and not native_bf16(device):
         raise UserError("--bf16 needs CUDA or a CPU with AVX512-BF16/AMX (this CPU would emulate it, slowly)")
@@ -141,7 +151,10 @@ class Trainer:
             self.splits.train, cfg.batch_size, cfg.bptt, self.ctx.rank, self.ctx.world
         )
         torch.manual_seed(cfg.seed)
-        self.model = ByteLM(model_cfg).to(self.device)
+        self.model = ByteLM(model_cfg)
+        if cfg.init_from:
+            init_weights(self.model, Path(cfg.init_from))
+        self.model.to(self.device)
         if cfg.compile:
             compile_cell_steps(self.model)
         self.loss_module: nn.Module = LossModule(self.model, cfg.ar, cfg.tar)
