@@ -27,8 +27,9 @@ REPEATS = {"warandpeace": 1, "ptb-char-valid": 3}  # every other corpus: DEFAULT
 DEFAULT_REPEATS = 2
 
 
-def build(data_dir: Path, out: Path) -> dict[str, Any]:
+def build(data_dir: Path, out: Path, repeats_of: dict[str, int] | None = None) -> dict[str, Any]:
     """Write train.txt / valid.txt / manifest.json under ``out``; returns the manifest."""
+    weights = {**REPEATS, **(repeats_of or {})}
     out.mkdir(parents=True, exist_ok=True)
     parts: list[dict[str, Any]] = []
     train_off = valid_off = 0
@@ -36,7 +37,7 @@ def build(data_dir: Path, out: Path) -> dict[str, Any]:
         for split in (s.at(data_dir) for s in VALIDATION_SPLITS):
             data = split.file_bytes()
             cut = split.start(len(data))
-            repeats = REPEATS.get(split.name, DEFAULT_REPEATS)
+            repeats = weights.get(split.name, DEFAULT_REPEATS)
             for _ in range(repeats):
                 train.write(data[:cut])
             valid.write(data[cut:])
@@ -66,14 +67,31 @@ def build(data_dir: Path, out: Path) -> dict[str, Any]:
     return manifest
 
 
+def parse_repeats(text: str) -> dict[str, int]:
+    """``name=N,...`` -> {name: N}; unknown corpora and N < 1 are errors."""
+    names = {s.name for s in VALIDATION_SPLITS}
+    out: dict[str, int] = {}
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        name, sep, count = item.partition("=")
+        if not sep or name not in names or not count.isdigit() or int(count) < 1:
+            raise ValueError(f"--repeats: bad item {item!r} (want NAME=N, N >= 1, NAME in {sorted(names)})")
+        out[name] = int(count)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     fmt = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=fmt)
     parser.add_argument("--data", type=Path, default=SHARED_DATA, help="the shared data directory")
     parser.add_argument("--out", type=Path, required=True, help="directory to write")
+    parser.add_argument(
+        "--repeats",
+        default="",
+        help="override the weights, e.g. tinyshakespeare=3,wikitext2-test=4 (the fine-tuning mix)",
+    )
     args = parser.parse_args(argv)
     try:
-        manifest = build(args.data, args.out)
+        manifest = build(args.data, args.out, parse_repeats(args.repeats))
     except (OSError, ValueError) as err:
         print(f"default_mix: error: {err}", file=sys.stderr)
         return 2
