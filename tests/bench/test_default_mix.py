@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bench.common import SHARED_DATA
 from bench.corpora import VALIDATION_SPLITS
-from bench.default_mix import DEFAULT_REPEATS, REPEATS, build
+from bench.default_mix import DEFAULT_REPEATS, REPEATS, build, parse_repeats
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -65,3 +65,29 @@ def test_manifest_is_json_with_ranges(tmp_path: Path) -> None:
     assert manifest["valid_bytes"] == sum(n - int(n * f) for n, f, _ in sizes)
     assert [p["repeats"] for p in manifest["parts"]] == [k for _, _, k in sizes]
     assert {k for _, _, k in sizes} == {1, 2, 3}  # War and Peace once, PTB three times, the rest twice
+
+
+def test_repeats_override_reweights_only_the_named_corpora(tmp_path: Path) -> None:
+    base = build(SHARED_DATA, tmp_path / "base")
+    tuned = build(SHARED_DATA, tmp_path / "ft", parse_repeats("tinyshakespeare=3, lcet10=1"))
+    before = {p["corpus"]: p["repeats"] for p in base["parts"]}
+    after = {p["corpus"]: p["repeats"] for p in tuned["parts"]}
+    assert after == {**before, "tinyshakespeare": 3, "lcet10": 1}
+    cut = {p["corpus"]: p["train_file_range"][1] for p in base["parts"]}
+    assert tuned["train_bytes"] == base["train_bytes"] + cut["tinyshakespeare"] - cut["lcet10"]
+    assert (tmp_path / "ft" / "valid.txt").read_bytes() == (tmp_path / "base" / "valid.txt").read_bytes()
+
+
+def test_bad_repeats_are_one_line(tmp_path: Path) -> None:
+    for bad in ("shakespeare=2", "lcet10=0", "lcet10", "lcet10=x"):
+        proc = subprocess.run(
+            [sys.executable, "-m", "bench.default_mix", "--out", str(tmp_path / "o"), "--repeats", bad],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+        )
+        assert proc.returncode == 2, bad
+        assert (
+            proc.stderr.startswith("default_mix: error: --repeats: bad item") and proc.stderr.count("\n") == 1
+        )
+    assert not (tmp_path / "o").exists()
