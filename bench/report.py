@@ -264,7 +264,13 @@ def compression(res: dict[str, Any]) -> list[str]:
 
 
 def training(res: dict[str, Any]) -> list[str]:
-    t = res["training"]
+    out = training_preset(res["training"])
+    if "mix" in res["training"]:
+        out += training_preset(res["training"]["mix"], heading="### The default model's preset")
+    return out
+
+
+def training_preset(t: dict[str, Any], heading: str = "") -> list[str]:
     rows = [
         [
             k,
@@ -276,7 +282,9 @@ def training(res: dict[str, Any]) -> list[str]:
         for k, v in t["modes"].items()
     ]
     return [
-        f"## 6. Training (`{t['preset']}` preset, `bench/train_speed.py`)",
+        heading + f" (`{t['preset']}`)"
+        if heading
+        else f"## 6. Training (`{t['preset']}` preset, `bench/train_speed.py`)",
         "",
         f"Median of {t['reps']} x {t['iters']} optimizer steps; hoisted / naive = {t['speedup']:.2f}x"
         + (

@@ -130,9 +130,7 @@ def quality_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "<= 0.01 bits/byte",
                 f"{worst['int8 delta']:+.4f} (worst: {worst['corpus']})",
                 worst["int8 delta"] <= 0.01,
-                f"fp32 -> int8 BPC per split: {why}. The loss exceeds 0.01 only where the model is far out "
-                "of its training domain (fp32 BPC well above the compressors'); on its own validation split "
-                "it is within the target.",
+                f"fp32 -> int8 BPC per split: {why}.",
             )
         ]
     models = results.get("scoring", {}).get("models", [])
@@ -157,15 +155,13 @@ def serving_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     s, out = results.get("serving", {}), []
     if "latency_1_client" in s:
         p, c = s["latency_1_client"]["predict_200"], s["latency_1_client"]["predict_200_cached"]
-        prof = results.get("profile", {}).get("ort_fast_scan", {})
+        # the cached request runs no recurrent steps, so the p50 difference is the model's share
+        model_ms = p["p50_ms"] - c["p50_ms"]
         why = (
-            f"a 200-byte context is 201 recurrent steps; at {prof.get('us_per_step', 0):.0f} µs/step "
-            "(fast Scan, "
-            f"H=256) that is {201 * prof.get('us_per_step', 0) / 1000:.1f} ms of model time before HTTP. "
-            "With the "
-            f"context already in the server's prefix cache the same request takes p50 {c['p50_ms']:.2f} "
-            "ms / p99 "
-            f"{c['p99_ms']:.2f} ms: the HTTP/JSON path is within target, the uncached model run is not."
+            f"a 200-byte context is 201 recurrent steps of the served model ({s['model']}). With the context "
+            f"already in the server's prefix cache the same request takes p50 {c['p50_ms']:.2f} ms / p99 "
+            f"{c['p99_ms']:.2f} ms, so about {model_ms:.1f} ms of the uncached p50 is the model run itself "
+            f"({1000 * model_ms / 201:.0f} µs/step) and the HTTP/JSON path is the rest."
         )
         out.append(
             _target(
