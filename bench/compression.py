@@ -24,9 +24,9 @@ def measure(quick: bool, log: Any = print, model_dir: Path = DEFAULT_MODEL) -> d
     if (model_dir / STEP_FILE).is_file():
         from lnrnn.serve.runtime import Runtime
 
-        runtimes["model"] = Runtime.load(model_dir, device="cpu", threads=0)
+        runtimes["model"] = Runtime.load(model_dir, device="cpu", threads=0, precision="fp32")
         if (model_dir / SEQUENCE_INT8_FILE).is_file():
-            runtimes["model int8"] = Runtime.load(model_dir, device="cpu", threads=0, int8=True)
+            runtimes["model int8"] = Runtime.load(model_dir, device="cpu", threads=0, precision="int8")
     rows = []
     for split in VALIDATION_SPLITS:
         data = split.read(20_000 if quick else None)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import onnx
 
+from lnrnn.contract import INT8_MAX_BPC_DELTA
+
 QUANT_OPS = ["MatMul", "Gemm", "Gather"]
 FP32_MATMUL_OPS = ("MatMul", "Gemm")
 INT8_OPS = (
@@ -25,7 +27,7 @@ INT8_OPS = (
     "QGemm",
     "MatMulIntegerToFloat",
 )
-MAX_BPC_DELTA = 0.01  # keep the int8 files only if BPC(int8) - BPC(fp32) <= this, in bits/byte
+MAX_BPC_DELTA = INT8_MAX_BPC_DELTA  # keep the int8 files only if BPC(int8) - BPC(fp32) <= this (bits/byte)
 
 
 def quantize_file(src: Path, dst: Path) -> None:

@@ -13,7 +13,8 @@ A model directory holds:
   outputs ``token_logprobs`` float32 [B, T-1] = log p(tokens[:, t+1] | tokens[:, :t+1]),
           ``last_logprobs`` float32 [B, V] (distribution after the last token),
           ``state_out`` float32 [L, B, S]
-* optionally ``step.int8.onnx`` / ``sequence.int8.onnx`` with the same names.
+* optionally ``step.int8.onnx`` / ``sequence.int8.onnx`` with the same names, written only when their
+  validation BPC is within ``INT8_MAX_BPC_DELTA`` of the fp32 files (recorded as ``lnrnn.int8_bpc_delta``).
 
 S = H for GRU/MGU and 2H for LSTM (h then c). V = 257: the 256 byte values and BOS = 256.
 A document is scored as [BOS, b0, ..., b(n-1)] from the initial state, so every byte is paid for.
@@ -52,6 +53,7 @@ META_TRAIN_DATA = "lnrnn.train_data"  # free text: which data trained it
 META_VERSION = "lnrnn.version"  # lnrnn version that exported it
 META_GRAPH = "lnrnn.graph"  # "step" | "sequence-generic" | "sequence-fast"
 META_INT8_BPC_DELTA = "lnrnn.int8_bpc_delta"  # int8 files only: valid BPC(int8) - BPC(fp32)
+INT8_MAX_BPC_DELTA = 0.01  # int8 files are kept (export) and picked by precision "auto" (serve) within this
 REQUIRED_META = (META_CONFIG, META_INITIAL_STATE, META_VALID_BPC, META_TRAIN_DATA, META_VERSION)
 
 CELLS = ("gru", "lstm", "mgu")

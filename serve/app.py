@@ -31,7 +31,7 @@ def load_runtime(settings: Settings) -> Runtime:
         settings.model_dir,
         device=settings.device,
         threads=settings.threads,
-        int8=settings.int8,
+        precision=settings.precision,
         chunk_tokens=settings.chunk_tokens,
         cache_size=settings.cache_size,
     )
@@ -54,12 +54,17 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         if loaded is not None:
             cfg = loaded.meta.config
             name = loaded.model_dir.resolve().name
-            metrics.model_info.labels(name, cfg.cell, str(cfg.layers), str(cfg.hidden), loaded.provider).set(
-                1
-            )
+            labels = (name, cfg.cell, str(cfg.layers), str(cfg.hidden), loaded.precision, loaded.provider)
+            metrics.model_info.labels(*labels).set(1)
             metrics.model_ready.set(1)
             log.info(
-                "model %s loaded (%s %dx%d) on %s", name, cfg.cell, cfg.layers, cfg.hidden, loaded.provider
+                "model %s loaded (%s %dx%d, %s) on %s",
+                name,
+                cfg.cell,
+                cfg.layers,
+                cfg.hidden,
+                loaded.precision,
+                loaded.provider,
             )
         app.state.runtime = loaded
         app.state.gate = InferenceGate(

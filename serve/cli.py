@@ -24,6 +24,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--device", choices=("auto", "cpu", "cuda"), help="ONNX Runtime device (default: auto)"
     )
     model.add_argument("--threads", type=int, help="ORT intra-op threads (default 1; 0 = one per core)")
+    model.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "int8"),
+        help="model files: auto (default) = int8 on CPU when the export kept them, else fp32",
+    )
 
     p = sub.add_parser(
         "serve",
@@ -77,7 +82,7 @@ def _settings(args: argparse.Namespace, *names: str) -> Settings:
 
     overrides = {
         n: getattr(args, n)
-        for n in ("model_dir", "device", "threads", *names)
+        for n in ("model_dir", "device", "threads", "precision", *names)
         if getattr(args, n, None) is not None
     }
     try:
@@ -85,6 +90,8 @@ def _settings(args: argparse.Namespace, *names: str) -> Settings:
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
+        if not where:  # a check across settings: its message names the variable
+            raise UserError(f"bad setting: {first['msg'].removeprefix('Value error, ')}") from None
         raise UserError(
             f"bad setting {where}: {first['msg']} (check the flag or LNRNN_{where.upper()})"
         ) from None
@@ -179,6 +186,7 @@ def score(args: argparse.Namespace) -> int:
             "bpc": bpc,
             "model": str(runtime.model_dir),
             "provider": runtime.provider,
+            "precision": runtime.precision,
             "compressors": {
                 name: {"bytes": size, "bits": 8 * size, "bpc": 8 * size / len(data)}
                 for name, size in sizes.items()
@@ -188,7 +196,8 @@ def score(args: argparse.Namespace) -> int:
         return 0
     cfg = runtime.meta.config
     echo(f"file     {args.file} ({len(data)} bytes)")
-    echo(f"model    {runtime.model_dir} ({cfg.cell} {cfg.layers}x{cfg.hidden}, {runtime.provider})")
+    what = f"{cfg.cell} {cfg.layers}x{cfg.hidden}, {runtime.precision}, {runtime.provider}"
+    echo(f"model    {runtime.model_dir} ({what})")
     echo(f"{'method':<9}{'bits':>14}{'bits/byte':>11}")
     echo(f"{'lnrnn':<9}{bits:>14.1f}{bpc:>11.4f}")
     for name, size in sizes.items():

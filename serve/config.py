@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Device = Literal["auto", "cpu", "cuda"]
+Precision = Literal["auto", "fp32", "int8"]
 DEFAULT_MODEL_DIR = Path("models/default")
 
 
@@ -21,8 +23,9 @@ class Settings(BaseSettings):
     model_dir: Path = Field(DEFAULT_MODEL_DIR, description="directory with step.onnx and sequence.onnx")
     device: Device = Field("auto", description="auto: CUDA if really active, else CPU; cuda: fail without it")
     threads: int = Field(1, ge=0, le=256, description="ORT intra-op threads per session; 0 = one per core")
-    int8: bool = Field(
-        False, description="load step.int8.onnx / sequence.int8.onnx instead of the fp32 files"
+    precision: Precision = Field(
+        "auto",
+        description="auto: the int8 files on CPU when the export kept them (BPC delta <= 0.01), else fp32",
     )
     max_text_bytes: int = Field(1_000_000, ge=1, description="largest text (UTF-8 bytes) per request")
     max_body_bytes: int = Field(0, ge=0, description="largest request body; 0 = 6 x max_text_bytes + 64 KiB")
@@ -48,6 +51,12 @@ class Settings(BaseSettings):
     shutdown_timeout_s: int = Field(
         30, ge=0, description="on SIGTERM, wait this long for in-flight requests before closing them"
     )
+
+    @model_validator(mode="after")
+    def _no_retired_variables(self) -> Settings:
+        if "LNRNN_INT8" in os.environ:  # ignoring it would silently change which files are served
+            raise ValueError("LNRNN_INT8 was replaced by LNRNN_PRECISION=auto|fp32|int8: unset LNRNN_INT8")
+        return self
 
     @property
     def body_limit(self) -> int:

@@ -2,8 +2,9 @@
 
 At most ``max_inflight`` calls run (one worker thread each) and at most ``max_queue`` wait; one more is
 refused at once with 503 ``overloaded``. A request still unfinished after ``timeout_s`` (waiting included)
-gets 504 ``timeout``: a queued call is cancelled, a running one finishes in its thread but keeps its slot
-until then, so timed-out work never piles up behind the caller's back.
+gets 504 ``timeout``: a queued call is dropped, a running one is cancelled at its next checkpoint (between
+two graph calls, see cancel.py) and keeps its slot until then, so timed-out work never piles up behind the
+caller's back.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
+from lnrnn.serve.cancel import run_cancellable
 from lnrnn.serve.errors import ModelNotReady, Overloaded, RequestTimeout
 from lnrnn.serve.metrics import Metrics
 
@@ -51,13 +53,15 @@ class InferenceGate:
                     "LNRNN_MAX_QUEUE): retry after a second"
                 )
             self._pending += 1
-            future = self._pool.submit(fn)
+            cancel = threading.Event()
+            future = self._pool.submit(run_cancellable, fn, cancel)
         self.metrics.pending.set(self._pending)
         future.add_done_callback(self._release)
         try:
             return await asyncio.wait_for(asyncio.wrap_future(future), self.timeout_s)
         except asyncio.TimeoutError:
             future.cancel()  # frees the slot now if it was still queued
+            cancel.set()  # else the call stops at its next checkpoint
             self.metrics.rejected.labels("timeout").inc()
             raise RequestTimeout(
                 f"the request did not finish in {self.timeout_s:g} s (LNRNN_REQUEST_TIMEOUT_S): "

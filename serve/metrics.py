@@ -29,7 +29,7 @@ class Metrics:
         self.model_info = Gauge(
             "lnrnn_model_info",
             "the loaded model (value 1)",
-            ["name", "cell", "layers", "hidden", "provider"],
+            ["name", "cell", "layers", "hidden", "precision", "provider"],
             registry=self.registry,
         )
         self.model_ready = Gauge("lnrnn_model_ready", "1 once the model is loaded", registry=self.registry)

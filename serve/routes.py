@@ -71,7 +71,9 @@ def model_info(runtime: Runtime) -> ModelInfo:
         train_data=meta.train_data,
         version=meta.version,
         provider=runtime.provider,
+        precision=runtime.precision,
         int8=runtime.int8,
+        int8_bpc_delta=meta.int8_bpc_delta if runtime.int8 else None,
         files=runtime.files,
     )
 

@@ -20,6 +20,7 @@ import onnxruntime as ort
 
 from lnrnn.contract import (
     BOS_ID,
+    INT8_MAX_BPC_DELTA,
     MIN_SEQUENCE_TOKENS,
     SEQUENCE_FILE,
     SEQUENCE_INPUTS,
@@ -32,12 +33,14 @@ from lnrnn.contract import (
     ArtifactMetadata,
     ContractError,
 )
+from lnrnn.serve.cancel import checkpoint
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 PREFIX_LOOKBACK = 16  # predict: reuse a cached context up to this many bytes shorter than the request
 CACHE_MAX_CONTEXT = 4096  # longer contexts are not cached (keys hold the whole context)
 
+PRECISIONS = ("auto", "fp32", "int8")
 Progress = Callable[[int], None]  # called with the number of bytes just scored
 
 
@@ -142,6 +145,11 @@ class Runtime:
         self._cache_size = cache_size
         self._lock = threading.Lock()
 
+    @property
+    def precision(self) -> str:
+        """Which pair of files is loaded: "int8" or "fp32"."""
+        return "int8" if self.int8 else "fp32"
+
     @classmethod
     def load(
         cls,
@@ -149,16 +157,43 @@ class Runtime:
         *,
         device: str = "auto",
         threads: int = 0,
-        int8: bool = False,
+        precision: str = "auto",
         chunk_tokens: int = 4096,
         cache_size: int = 256,
     ) -> Runtime:
-        """Open ``step.onnx`` and ``sequence.onnx`` (or the int8 pair) and check them against the contract."""
+        """Open ``step.onnx`` and ``sequence.onnx`` (or the int8 pair) and check them against the contract.
+
+        ``precision`` "auto" takes the int8 pair when it exists, runs on the CPU provider and records a BPC
+        delta within ``INT8_MAX_BPC_DELTA`` (int8 MatMuls are a CPU speed-up; on CUDA fp32 is faster),
+        else the fp32 pair. "fp32" and "int8" take that pair or fail.
+        """
         model_dir = Path(model_dir)
         if not model_dir.is_dir():
             raise ModelLoadError(
                 f"model directory {model_dir} does not exist (pass a model directory or set LNRNN_MODEL_DIR)"
             )
+        if precision not in PRECISIONS:
+            raise ModelLoadError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        has_int8 = (model_dir / STEP_INT8_FILE).is_file() and (model_dir / SEQUENCE_INT8_FILE).is_file()
+        if precision == "int8" and not has_int8:
+            raise ModelLoadError(
+                f"precision int8: {model_dir} has no {STEP_INT8_FILE} and {SEQUENCE_INT8_FILE} "
+                "(export with --quantize int8) - use precision auto or fp32"
+            )
+        auto = precision == "auto" and has_int8
+        int8 = precision == "int8" or (auto and CUDA not in _providers(device))
+        runtime = cls._open(model_dir, device, threads, int8, chunk_tokens, cache_size)
+        if auto and not int8 and runtime.provider == CPU:  # CUDA was listed but is not active
+            runtime = cls._open(model_dir, device, threads, True, chunk_tokens, cache_size)
+        delta = runtime.meta.int8_bpc_delta
+        if auto and runtime.int8 and (delta is None or delta > INT8_MAX_BPC_DELTA):
+            runtime = cls._open(model_dir, device, threads, False, chunk_tokens, cache_size)
+        return runtime
+
+    @classmethod
+    def _open(
+        cls, model_dir: Path, device: str, threads: int, int8: bool, chunk_tokens: int, cache_size: int
+    ) -> Runtime:
         step_path = model_dir / (STEP_INT8_FILE if int8 else STEP_FILE)
         seq_path = model_dir / (SEQUENCE_INT8_FILE if int8 else SEQUENCE_FILE)
         step = _session(step_path, device, threads)
@@ -182,6 +217,7 @@ class Runtime:
             raise ValueError(
                 f"step needs tokens [B >= 1] and state [L, B, S]; got {tokens.shape}, {state.shape}"
             )
+        checkpoint()  # a call the gate gave up on stops here (cancel.py)
         logprobs, state_out = self.step_session.run(STEP_OUTPUTS, {"token": tokens, "state": state})
         return logprobs, state_out
 
@@ -190,6 +226,7 @@ class Runtime:
             raise ValueError(f"the sequence graph needs T >= {MIN_SEQUENCE_TOKENS}, got shape {tokens.shape}")
         if tokens.shape[0] < 1:
             raise ValueError("the sequence graph needs B >= 1, got an empty batch")
+        checkpoint()
         token_lp, last, state_out = self.sequence_session.run(
             SEQUENCE_OUTPUTS, {"tokens": tokens, "state": state}
         )

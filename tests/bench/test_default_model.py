@@ -26,7 +26,7 @@ CHEAP_SPLITS = ("alice29", "asyoulik", "lcet10")  # the smallest splits: rescore
 
 @pytest.fixture(scope="module")
 def runtime() -> Runtime:
-    return Runtime.load(MODEL, device="cpu", threads=0)
+    return Runtime.load(MODEL, device="cpu", threads=0, precision="fp32")
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,7 @@ def test_int8_files_only_with_a_small_delta() -> None:
     int8 = [(MODEL / f).is_file() for f in (STEP_INT8_FILE, SEQUENCE_INT8_FILE)]
     assert int8[0] == int8[1]
     if int8[0]:
-        quantized = Runtime.load(MODEL, device="cpu", int8=True)
+        quantized = Runtime.load(MODEL, device="cpu", precision="int8")
         assert quantized.meta.int8_bpc_delta is not None and quantized.meta.int8_bpc_delta <= 0.01
 
 

@@ -16,6 +16,7 @@ from reliability_testlib import REPO, TestClient, error, settings_for
 
 from lnrnn.cli import main
 from lnrnn.serve.app import create_app
+from lnrnn.serve.cancel import Cancelled, checkpoint, run_cancellable
 from lnrnn.serve.config import Settings
 from lnrnn.serve.runtime import Runtime, Scored
 
@@ -65,7 +66,7 @@ def test_queue_full_is_503_overloaded(model_dir: Path) -> None:
         assert "lnrnn_inference_pending 0.0" in metrics
 
 
-def test_deadline_is_504_and_slow_work_keeps_its_slot(model_dir: Path) -> None:
+def test_deadline_is_504_and_running_work_keeps_its_slot_until_it_stops(model_dir: Path) -> None:
     client, blocker, app = blocked_client(model_dir, max_inflight=1, max_queue=1, request_timeout_s=0.3)
     with client:
         start = time.monotonic()
@@ -83,6 +84,44 @@ def test_deadline_is_504_and_slow_work_keeps_its_slot(model_dir: Path) -> None:
         assert client.post("/v1/score", json={"text": "fast"}).status_code == 200
         assert blocker.started.acquire(timeout=0) and blocker.started.acquire(timeout=0)
         assert not blocker.started.acquire(timeout=0), "the cancelled queued call must never have run"
+
+
+def test_a_timed_out_long_score_stops_at_its_next_chunk(model_dir: Path) -> None:
+    """The deadline cancels running work too: the worker stops between two graph calls, not at the end."""
+    runtime = Runtime.load(model_dir, chunk_tokens=8)
+    runs: list[int] = []
+    started, release = threading.Event(), threading.Event()
+    run = runtime.sequence_session.run
+
+    def first_call_blocks(outputs: list[str], feeds: dict[str, Any]) -> Any:
+        runs.append(feeds["tokens"].shape[1])
+        if len(runs) == 1:
+            started.set()
+            assert release.wait(30), "never released"
+        return run(outputs, feeds)
+
+    runtime.sequence_session.run = first_call_blocks  # type: ignore[method-assign]
+    app = create_app(settings_for(model_dir, max_inflight=1, request_timeout_s=0.3), runtime)
+    with TestClient(app) as client:
+        error(client.post("/v1/score", json={"text": "long " * 160}), 504, "timeout")  # 100 chunks of 8
+        assert started.is_set() and app.state.gate.pending == 1
+        release.set()
+        deadline = time.monotonic() + 10
+        while app.state.gate.pending:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert runs == [8], "after the deadline no further chunk may run"
+        assert client.post("/v1/score", json={"text": "next"}).status_code == 200
+
+
+def test_checkpoint_is_inert_outside_the_gate() -> None:
+    checkpoint()  # CLI, bench and library calls are never cancelled
+    event = threading.Event()
+    assert run_cancellable(lambda: checkpoint() or "ran", event) == "ran"
+    event.set()
+    with pytest.raises(Cancelled):
+        run_cancellable(checkpoint, event)
+    checkpoint()  # the thread forgets the event afterwards
 
 
 # --- API key ----------------------------------------------------------------------------------------
