@@ -32,7 +32,9 @@ class Settings(BaseSettings):
     max_batch: int = Field(32, ge=1, le=1024, description="most texts in one /v1/score batch")
     max_generate_chars: int = Field(2000, ge=1, description="largest max_chars for /v1/generate")
     chunk_tokens: int = Field(
-        4096, ge=2, description="tokens per sequence-graph call when scoring long texts"
+        512,  # runtime.CHUNK_TOKENS: why this size is measured there
+        ge=2,
+        description="tokens per sequence-graph call when scoring long texts: memory per call grows with it",
     )
     cache_size: int = Field(256, ge=0, description="contexts whose state /v1/predict remembers; 0 = off")
     host: str = Field("127.0.0.1", description="bind address for `lnrnn serve`")
