@@ -118,6 +118,12 @@ def serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args, "host", "port", "log_level")
     runtime = _load(settings)  # fail fast, with one line, before binding the port
+    cfg = runtime.meta.config
+    echo(
+        f"lnrnn: serving {runtime.model_dir} ({cfg.cell} {cfg.layers}x{cfg.hidden}, {runtime.precision}, "
+        f"{runtime.provider}) on http://{settings.host}:{settings.port}",
+        err=True,
+    )
     factory = functools.partial(create_app, settings, runtime)
     config = uvicorn.Config(
         factory,

@@ -109,6 +109,10 @@ def test_sigterm_finishes_the_request_then_exits_0(model_dir: Path, tmp_path: Pa
         out, _ = proc.communicate(timeout=30)
         assert proc.returncode == 0, out
         assert "Traceback" not in out
+        startup = (
+            f"lnrnn: serving {model_dir} (gru 2x32, fp32, CPUExecutionProvider) on http://127.0.0.1:{port}"
+        )
+        assert startup in out
     finally:
         if proc.poll() is None:
             proc.kill()

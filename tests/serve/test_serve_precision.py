@@ -110,3 +110,19 @@ def test_retired_lnrnn_int8_is_refused_not_ignored(
     err = capsys.readouterr().err.strip()
     retired = "LNRNN_INT8 was replaced by LNRNN_PRECISION=auto|fp32|int8: unset LNRNN_INT8"
     assert err == f"lnrnn score: error: bad setting: {retired}"
+
+
+def test_int8_predictions_do_not_depend_on_the_cache(quantized: Path) -> None:
+    """int8 quantizes activations per call: a continued cached prefix would differ from a fresh run."""
+    text = TEXT[:60]
+    for precision in ("int8", "fp32"):
+        runtime = Runtime.load(quantized, device="cpu", precision=precision)
+        for cut in (1, 5, 16):
+            runtime.context(text[:-cut])  # cached prefix, `cut` bytes short of the request
+            cached, _ = runtime.context(text)
+            fresh, _ = runtime.context(text, cache=False)
+            if precision == "int8":
+                assert (cached == fresh).all(), cut  # only exact hits reused: bit-identical
+            else:
+                assert abs(cached - fresh).max() < 1e-5, cut  # fp32 continues the prefix
+            runtime._cache.clear()
