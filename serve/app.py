@@ -57,15 +57,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             labels = (name, cfg.cell, str(cfg.layers), str(cfg.hidden), loaded.precision, loaded.provider)
             metrics.model_info.labels(*labels).set(1)
             metrics.model_ready.set(1)
-            log.info(
-                "model %s loaded (%s %dx%d, %s) on %s",
-                name,
-                cfg.cell,
-                cfg.layers,
-                cfg.hidden,
-                loaded.precision,
-                loaded.provider,
-            )
+            log.info("model %s loaded (%s)", name, loaded.describe())
         app.state.runtime = loaded
         app.state.gate = InferenceGate(
             settings.max_inflight, settings.max_queue, settings.request_timeout_s, metrics

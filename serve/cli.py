@@ -118,10 +118,8 @@ def serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args, "host", "port", "log_level")
     runtime = _load(settings)  # fail fast, with one line, before binding the port
-    cfg = runtime.meta.config
     echo(
-        f"lnrnn: serving {runtime.model_dir} ({cfg.cell} {cfg.layers}x{cfg.hidden}, {runtime.precision}, "
-        f"{runtime.provider}) on http://{settings.host}:{settings.port}",
+        f"lnrnn: serving {runtime.model_dir} ({runtime.describe()}) on http://{settings.host}:{settings.port}",
         err=True,
     )
     factory = functools.partial(create_app, settings, runtime)
@@ -200,10 +198,8 @@ def score(args: argparse.Namespace) -> int:
         }
         echo(json.dumps(result))
         return 0
-    cfg = runtime.meta.config
     echo(f"file     {args.file} ({len(data)} bytes)")
-    what = f"{cfg.cell} {cfg.layers}x{cfg.hidden}, {runtime.precision}, {runtime.provider}"
-    echo(f"model    {runtime.model_dir} ({what})")
+    echo(f"model    {runtime.model_dir} ({runtime.describe()})")
     echo(f"{'method':<9}{'bits':>14}{'bits/byte':>11}")
     echo(f"{'lnrnn':<9}{bits:>14.1f}{bpc:>11.4f}")
     for name, size in sizes.items():

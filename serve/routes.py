@@ -73,7 +73,7 @@ def model_info(runtime: Runtime) -> ModelInfo:
         provider=runtime.provider,
         precision=runtime.precision,
         int8=runtime.int8,
-        int8_bpc_delta=meta.int8_bpc_delta if runtime.int8 else None,
+        int8_bpc_delta=meta.int8_bpc_delta,  # only the int8 files carry it
         files=runtime.files,
     )
 

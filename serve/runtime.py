@@ -158,6 +158,11 @@ class Runtime:
         """Which pair of files is loaded: "int8" or "fp32"."""
         return "int8" if self.int8 else "fp32"
 
+    def describe(self) -> str:
+        """What is loaded, in one phrase: "gru 2x448, int8, CPUExecutionProvider"."""
+        cfg = self.meta.config
+        return f"{cfg.cell} {cfg.layers}x{cfg.hidden}, {self.precision}, {self.provider}"
+
     @classmethod
     def load(
         cls,
