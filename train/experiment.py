@@ -216,7 +216,7 @@ def train_one(plan: Plan, spec: RunSpec, seed: int, opts: Options) -> dict[str, 
         cap_s / 60,
     )
     start = time.perf_counter()
-    result = trainer.run(resume=False)
+    result = trainer.run()
     wall = time.perf_counter() - start
     for name in DROP_FILES:
         (run_dir / name).unlink(missing_ok=True)

@@ -141,8 +141,16 @@ def check_flags(model_cfg: ModelConfig, cfg: TrainConfig, device: torch.device, 
 
 
 class Trainer:
-    def __init__(self, model_cfg: ModelConfig, cfg: TrainConfig, run_dir: Path, quiet: bool = False) -> None:
+    def __init__(
+        self,
+        model_cfg: ModelConfig,
+        cfg: TrainConfig,
+        run_dir: Path,
+        quiet: bool = False,
+        resume: bool = False,
+    ) -> None:
         self.model_cfg, self.cfg, self.run_dir, self.quiet = model_cfg, cfg, Path(run_dir), quiet
+        self.resume = resume
         self.ctx = D.world_from_env()
         self.device, self.device_reason = pick_device(cfg.device, self.ctx)
         check_flags(model_cfg, cfg, self.device, self.ctx)
@@ -152,7 +160,7 @@ class Trainer:
         )
         torch.manual_seed(cfg.seed)
         self.model = ByteLM(model_cfg)
-        if cfg.init_from:
+        if cfg.init_from and not resume:  # resuming: resume.pt holds the weights, the source may be gone
             init_weights(self.model, Path(cfg.init_from))
         self.model.to(self.device)
         if cfg.compile:
@@ -370,8 +378,8 @@ class Trainer:
         self.interval_bpc, self.interval_ms, self.interval_cps = bpc, 1000 * seconds / steps, cps
         p.acc = [0.0, 0.0, 0.0, 0.0]
 
-    def run(self, resume: bool) -> RunResult:
-        cfg, p = self.cfg, self.progress
+    def run(self) -> RunResult:
+        cfg, p, resume = self.cfg, self.progress, self.resume
         if resume:
             self.load_resume()
             p = self.progress
@@ -474,4 +482,4 @@ def train(
         raise UserError(
             f"{run_dir} already holds a run; pass --resume to continue it or choose another --out"
         )
-    return Trainer(model_cfg, cfg, run_dir, quiet).run(resume)
+    return Trainer(model_cfg, cfg, run_dir, quiet, resume).run()

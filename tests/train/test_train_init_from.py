@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,17 @@ def test_a_fine_tuning_preset_needs_a_source(tmp_path: Path, capsys: pytest.Capt
     assert capsys.readouterr().err == (
         "lnrnn train: error: --preset mix-finetune fine-tunes a trained run: add --init-from RUN\n"
     )
+
+
+def test_resuming_a_fine_tune_needs_resume_pt_not_the_source(
+    source: tuple[Path, Path], tmp_path: Path
+) -> None:
+    corpus, src = source
+    copy = tmp_path / "src-copy"
+    shutil.copytree(src, copy)
+    out = tmp_path / "ft"
+    common = ["--data", str(corpus), *TINY, "--eval-interval", "1"]
+    assert main(["train", "--out", str(out), "--init-from", str(copy), "--max-steps", "2", *common]) == 0
+    shutil.rmtree(copy)  # the source run is gone; resume.pt has everything
+    assert main(["train", "--out", str(out), "--resume", "--quiet", "--max-steps", "4"]) == 0
+    assert json.loads((out / "last.json").read_text())["step"] == 4
