@@ -72,6 +72,14 @@ def machine() -> dict[str, Any]:
     }
 
 
+MB_PER_MIB = 1.048576  # the targets are in MB (10^6 bytes); /proc and du report MiB
+
+
+def mb_and_mib(mib: float) -> str:
+    """``"209 MB (199 MiB)"``: a size in MiB shown in the targets' unit first."""
+    return f"{mib * MB_PER_MIB:.0f} MB ({mib:.0f} MiB)"
+
+
 def fmt(value: float, digits: int = 1) -> str:
     """Thousands separators for big numbers, fixed digits for small ones."""
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.{digits}f}"

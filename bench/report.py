@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.common import fmt
+from bench.common import fmt, mb_and_mib
 from bench.scoring import LABELS
 
 
@@ -230,7 +230,7 @@ def footprint(res: dict[str, Any]) -> list[str]:
     venv = (
         v
         if isinstance(v, str)
-        else f"{v['size_mib'] * 1.048576:.0f} MB ({v['size_mib']:.0f} MiB), installed "
+        else f"{mb_and_mib(v['size_mib'])}, installed "
         f"in {v['install_s']:.0f} s; `import torch` fails there: {v['torch_import_fails']}; "
         f"`import lnrnn.serve.app` works: {v['serve_app_imports']}"
     )
@@ -264,13 +264,14 @@ def compression(res: dict[str, Any]) -> list[str]:
 
 
 def training(res: dict[str, Any]) -> list[str]:
-    out = training_preset(res["training"])
-    if "mix" in res["training"]:
-        out += training_preset(res["training"]["mix"], heading="### The default model's preset")
+    t = res["training"]
+    out = training_preset(t, f"## 6. Training (`{t['preset']}` preset, `bench/train_speed.py`)")
+    if "mix" in t:
+        out += training_preset(t["mix"], f"### The default model's preset (`{t['mix']['preset']}`)")
     return out
 
 
-def training_preset(t: dict[str, Any], heading: str = "") -> list[str]:
+def training_preset(t: dict[str, Any], heading: str) -> list[str]:
     rows = [
         [
             k,
@@ -282,9 +283,7 @@ def training_preset(t: dict[str, Any], heading: str = "") -> list[str]:
         for k, v in t["modes"].items()
     ]
     return [
-        heading + f" (`{t['preset']}`)"
-        if heading
-        else f"## 6. Training (`{t['preset']}` preset, `bench/train_speed.py`)",
+        heading,
         "",
         f"Median of {t['reps']} x {t['iters']} optimizer steps; hoisted / naive = {t['speedup']:.2f}x"
         + (

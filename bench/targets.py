@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.common import MB_PER_MIB, mb_and_mib
 from bench.cost import per_byte
 
 
@@ -186,8 +187,8 @@ def serving_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             _target(
                 "server RSS (peak, incl. load run)",
                 "<= 200 MB",
-                f"{rss * 1.048576:.0f} MB ({rss:.0f} MiB)",
-                rss <= 200 / 1.048576,
+                mb_and_mib(rss),
+                rss <= 200 / MB_PER_MIB,
                 f"peak VmHWM of the server process ({s['model']}); "
                 f"{s['rss_before']['rss_mib']:.0f} MiB after ready, {s['rss_after']['rss_mib']:.0f} MiB "
                 "after the latency/throughput runs, "
@@ -219,7 +220,7 @@ def serving_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         )
     venv = results.get("footprint", {}).get("serve_venv")
     if isinstance(venv, dict):
-        mb = venv["size_mib"] * 1.048576
+        mb = venv["size_mib"] * MB_PER_MIB
         out.append(
             _target(
                 "serve-only venv size",
