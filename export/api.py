@@ -10,29 +10,24 @@ from typing import Any
 import onnx
 
 from lnrnn import __version__
-from lnrnn.bpc import bits_per_byte
 from lnrnn.contract import (
     SEQUENCE_FILE,
-    SEQUENCE_INPUTS,
     SEQUENCE_INT8_FILE,
-    SEQUENCE_OUTPUTS,
     STEP_FILE,
-    STEP_INPUTS,
     STEP_INT8_FILE,
-    STEP_OUTPUTS,
     ArtifactConfig,
     ArtifactMetadata,
 )
 from lnrnn.errors import UserError
 from lnrnn.export import quantize as q
-from lnrnn.export import runtime
 from lnrnn.export.errors import ExportCheckError, VerificationError
+from lnrnn.export.int8 import quantize_dir
 from lnrnn.export.onnx_export import EXPORTER, set_metadata
 from lnrnn.export.report import ExportReport
 from lnrnn.export.sequence_fast import build_fast
 from lnrnn.export.sequence_generic import build_generic
 from lnrnn.export.step_graph import build_step
-from lnrnn.export.verify import Check, Verification, check_graph, default_verify_data, verify_export
+from lnrnn.export.verify import default_verify_data, verify_export
 from lnrnn.train.model import ByteLM
 
 SEQUENCE_KINDS = ("fast", "generic")
@@ -136,60 +131,15 @@ def _export(
     report.timings_s["verify"] = v.seconds
     report.max_abs_diff, report.bpc = v.max_abs_diff, v.bpc
     if quantize == "int8" and not v.failures:
-        report.int8 = _int8(model, out, valid_bpc, train_data, sequence, v, data)
+        report.int8, int8_checks = quantize_dir(out, data, float(v.bpc["onnx"]))
         report.timings_s["quantize"] = report.int8.pop("seconds")
+        v.checks.extend(int8_checks.checks)
+        v.failures.extend(int8_checks.failures)
     report.files = {p.name: p.stat().st_size for p in sorted(out.glob("*.onnx"))}
     report.checks = [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in v.checks]
     report.failures = [f"{type(f).__name__}: {f}" for f in v.failures]
     report.ok = not v.failures
     return report, v.failures
-
-
-def _int8(
-    model: ByteLM,
-    out: Path,
-    valid_bpc: float | None,
-    train_data: str,
-    sequence: str,
-    v: Verification,
-    data: bytes,
-) -> dict[str, Any]:
-    """Quantize both graphs, measure BPC(int8) - BPC(fp32 ONNX) on ``data``; keep the files if close."""
-    start = time.perf_counter()
-    pairs = ((STEP_FILE, STEP_INT8_FILE, "step"), (SEQUENCE_FILE, SEQUENCE_INT8_FILE, f"sequence-{sequence}"))
-    for src, dst, _ in pairs:
-        q.quantize_file(out / src, out / dst)
-    check = Verification()  # int8 structure checks are reported, but a big delta is not an export failure
-    check_graph(check, out / STEP_INT8_FILE, STEP_INPUTS, STEP_OUTPUTS)
-    check_graph(check, out / SEQUENCE_INT8_FILE, SEQUENCE_INPUTS, SEQUENCE_OUTPUTS)
-    sess = runtime.open_session(out / SEQUENCE_INT8_FILE)
-    init = model.initial_state.detach().numpy()
-    int8_bpc = bits_per_byte(runtime.document_nats(sess, init, data), len(data))
-    delta = int8_bpc - float(v.bpc["onnx"])
-    kept = bool(delta <= q.MAX_BPC_DELTA) and not check.failures
-    quantized = {}
-    for _, dst, graph in pairs:
-        proto = onnx.load(str(out / dst))
-        quantized[dst] = q.quantization_summary(proto)
-        if kept:
-            set_metadata(proto, artifact_metadata(model, valid_bpc, train_data, graph, int8_bpc_delta=delta))
-            onnx.save(proto, str(out / dst))
-        else:
-            (out / dst).unlink()
-    v.checks.extend(check.checks)
-    v.failures.extend(check.failures)
-    verdict = "kept" if kept else "deleted"
-    relation = "<=" if delta <= q.MAX_BPC_DELTA else ">"
-    detail = f"{int8_bpc:.6f} - {v.bpc['onnx']:.6f} = {delta:+.2e} bits/byte ({relation} {q.MAX_BPC_DELTA})"
-    v.checks.append(Check("int8 BPC delta", True, f"{detail}; int8 files {verdict}"))
-    return {
-        "bpc": int8_bpc,
-        "bpc_delta": delta,
-        "max_delta": q.MAX_BPC_DELTA,
-        "kept": kept,
-        "quantized_ops": quantized,
-        "seconds": time.perf_counter() - start,
-    }
 
 
 def count_ops(model: onnx.ModelProto, op_type: str) -> int:

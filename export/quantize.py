@@ -1,9 +1,13 @@
-"""int8: ONNX Runtime dynamic quantization of MatMul/Gemm weights and Gather tables, Scan bodies included.
+"""int8: MatMul/Gemm weights and Gather tables quantized, activations with calibrated scales, Scan bodies too.
 
 MatMul/Gemm weights become int8 (``MatMulInteger``); the byte-embedding and layer-0 input-path tables read by
 ``Gather`` are stored as uint8 with one ``DequantizeLinear`` (weight-only: 4x smaller, which keeps the default
 model's four files under 25 MB). ``LayerNormalization``, the gates and ``LogSoftmax`` stay fp32.
-``EnableSubgraph`` makes ``quantize_dynamic`` descend into ``Scan`` bodies (off by default); what got
+ONNX Runtime's ``quantize_dynamic`` writes the graph (``EnableSubgraph`` makes it descend into ``Scan``
+bodies); then each activation is quantized row by row instead of with one scale per call (rowwise.py), so a
+text's numbers do not depend on how it is cut or batched. Chosen over dynamic int8 (not row-wise), scales
+calibrated per tensor (row-wise, but coarser: a random tiny model lost 0.017 bits/byte) and 8-bit
+``MatMulNBits`` (row-wise, slower here and larger); the comparison is ``bench/int8_choices.py``. What got
 quantized is counted from the output file, per graph, and reported as found.
 """
 
@@ -16,6 +20,7 @@ from pathlib import Path
 import onnx
 
 from lnrnn.contract import INT8_MAX_BPC_DELTA
+from lnrnn.export import rowwise
 
 QUANT_OPS = ["MatMul", "Gemm", "Gather"]
 FP32_MATMUL_OPS = ("MatMul", "Gemm")
@@ -26,12 +31,25 @@ INT8_OPS = (
     "DynamicQuantizeMatMul",
     "QGemm",
     "MatMulIntegerToFloat",
+    "Round",
 )
+SCHEME = "int8 weights (per tensor), int8 activations with one scale per row (MatMulInteger)"
 MAX_BPC_DELTA = INT8_MAX_BPC_DELTA  # keep the int8 files only if BPC(int8) - BPC(fp32) <= this (bits/byte)
 
 
 def quantize_file(src: Path, dst: Path) -> None:
-    """Write the dynamically quantized ``src`` to ``dst`` (int8 weights; activations quantized per call)."""
+    """Write the int8 ``src`` to ``dst``: int8 weights, activations quantized row by row (rowwise.py)."""
+    dynamic = dst.with_name(dst.name + ".dynamic")
+    try:
+        _quantize_dynamic(src, dynamic)
+        model = onnx.load(str(dynamic))
+    finally:
+        dynamic.unlink(missing_ok=True)
+    onnx.save(rowwise.make_rowwise(model), str(dst))
+
+
+def _quantize_dynamic(src: Path, dst: Path) -> None:
+    """ONNX Runtime's dynamic quantization: the graph that calibration then makes row-wise."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quant_logger = logging.getLogger()

@@ -161,7 +161,7 @@ def _parity(
         f"step.onnx state per step ({shape})", "step_state", np.stack(got_states), want_states, ATOL_STATE
     )
 
-    got = runtime.run_sequence(seq, tokens, state)
+    got = runtime.scorer(seq, state[:, 0]).sequence(tokens, state)
     want = reference.sequence_reference(model, tokens, state)
     step_token_lp = np.take_along_axis(np.stack(got_lp[:-1], 1), tokens[:, 1:, None], axis=2)[..., 0]
     from_steps = (step_token_lp, got_lp[-1], s)
@@ -187,7 +187,7 @@ def bpc_parity(v: Verification, model: ByteLM, seq: ort.InferenceSession, data: 
     torch_bpc = bits_per_byte(reference.document_nats(model, data), len(data))
     t1 = time.perf_counter()
     init = model.initial_state.detach().numpy()
-    onnx_bpc = bits_per_byte(runtime.document_nats(seq, init, data), len(data))
+    onnx_bpc = bits_per_byte(runtime.document_nats(seq, init, data), len(data))  # the serving scorer
     t2 = time.perf_counter()
     diff = abs(onnx_bpc - torch_bpc)
     v.max_abs_diff["bpc"] = diff

@@ -8,7 +8,7 @@ A model directory holds:
   inputs  ``token`` int64 [B], ``state`` float32 [L, B, S]
   outputs ``logprobs`` float32 [B, V] (log-softmax of the next byte after consuming ``token``),
           ``state_out`` float32 [L, B, S]
-* ``sequence.onnx``: a whole sequence, dynamic B and T (T >= 2).
+* ``sequence.onnx``: a whole sequence, dynamic B and T (T >= 1).
   inputs  ``tokens`` int64 [B, T], ``state`` float32 [L, B, S]
   outputs ``token_logprobs`` float32 [B, T-1] = log p(tokens[:, t+1] | tokens[:, :t+1]),
           ``last_logprobs`` float32 [B, V] (distribution after the last token),
@@ -43,7 +43,7 @@ STEP_INPUTS = ("token", "state")
 STEP_OUTPUTS = ("logprobs", "state_out")
 SEQUENCE_INPUTS = ("tokens", "state")
 SEQUENCE_OUTPUTS = ("token_logprobs", "last_logprobs", "state_out")
-MIN_SEQUENCE_TOKENS = 2  # T >= 2: ORT's Scan over an empty sequence kills the process (SIGFPE)
+MIN_SEQUENCE_TOKENS = 1  # T = 0 never reaches ORT: its Scan over an empty sequence kills the process (SIGFPE)
 
 # --- metadata_props keys -----------------------------------------------------------------------
 META_CONFIG = "lnrnn.config"  # JSON ArtifactConfig

@@ -29,7 +29,7 @@ def top_chars(
 
     A byte prefix's probability bounds every character that completes it, so any prefix no more likely
     than the k-th best complete character found so far is dropped. Surviving prefixes are expanded one
-    byte level at a time (at most 3 levels, each one batched step call). Bytes that cannot start or
+    byte level at a time (at most 3 levels, each one batched T = 1 call). Bytes that cannot start or
     continue valid UTF-8, and BOS, are never expanded: their mass stays out of the candidates.
     """
     dist = probabilities(last, temperature)
@@ -55,7 +55,7 @@ def top_chars(
             if not batch:
                 break  # sorted: the rest are below the threshold too
             tokens = np.array([prefix[-1] for _, prefix, _ in batch], dtype=np.int64)
-            logprobs, states = runtime.step(tokens, np.concatenate([s for _, _, s in batch], axis=1))
+            logprobs, states = runtime.scorer.next(tokens, np.concatenate([s for _, _, s in batch], axis=1))
             probs = probabilities(logprobs, temperature)
             for i, (p, prefix, _) in enumerate(batch):
                 lo, hi = next_range(prefix[0], len(prefix))
@@ -98,6 +98,6 @@ def generate(
         if len(char) == char_length(char[0]):
             chars, char = chars + 1, b""
         if chars < max_chars:
-            logprobs, state = runtime.step(np.array([b], dtype=np.int64), state)
+            logprobs, state = runtime.scorer.next(np.array([b], dtype=np.int64), state)
             last = logprobs[0]
     return out.decode("utf-8")

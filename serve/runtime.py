@@ -1,27 +1,19 @@
-"""The model at serving time: two ONNX Runtime sessions, the contract metadata, and numpy scoring.
+"""The model at serving time: ONNX Runtime sessions, the contract metadata, the scorer and the prefix cache.
 
 Pure numpy + onnxruntime (no torch, no onnx). Sessions are thread-safe; every call keeps its own state.
-Scoring a text feeds [BOS, b0, ..., b(n-1)] from the initial state. Long inputs go in chunks of
-``chunk_tokens``: a chunk continues from the previous ``state_out`` without repeating a byte, and its first
-byte is paid for with the previous ``last_logprobs``. A 1-token chunk uses the step graph, so the
-sequence graph never sees T < 2 (ORT's Scan over an empty sequence kills the process).
+All scoring goes through :class:`lnrnn.scorer.Scorer` on the sequence graph (the step graph is loaded and
+checked as part of the artifact, for clients that drive the recurrence themselves).
 """
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
 from lnrnn.contract import (
-    BOS_ID,
     INT8_MAX_BPC_DELTA,
-    MIN_SEQUENCE_TOKENS,
     SEQUENCE_FILE,
     SEQUENCE_INPUTS,
     SEQUENCE_INT8_FILE,
@@ -33,35 +25,17 @@ from lnrnn.contract import (
     ArtifactMetadata,
     ContractError,
 )
+from lnrnn.scorer import CHUNK_TOKENS, Progress, Scored, Scorer, byte_array, document_array
 from lnrnn.serve.cancel import checkpoint
+from lnrnn.serve.prefix_cache import PrefixCache
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
-PREFIX_LOOKBACK = 16  # predict: reuse a cached context up to this many bytes shorter than the request
-# int8 graphs quantize each call's activations with one scale (ORT dynamic quantization), so finishing a
-# cached prefix in a separate call gives other numbers than one fresh call (up to 0.009 in probability,
-# measured on the default model). With int8 only exact hits are reused: a response stays a function of
-# its request, not of what was asked before.
-CACHE_MAX_CONTEXT = 4096  # longer contexts are not cached (keys hold the whole context)
-
 PRECISIONS = ("auto", "fp32", "int8")
-# Per call ORT keeps [T, 3H] input projections and [T, 257] log-probs per layer in its arena: at 2x448 a
-# 4096-token chunk peaked at 561 MiB for 4 concurrent scores, 512 at 129 MiB, at the same speed.
-CHUNK_TOKENS = 512
-Progress = Callable[[int], None]  # called with the number of bytes just scored
 
 
 class ModelLoadError(Exception):
     """The model directory is missing or broken, or the requested device is not available. One line."""
-
-
-@dataclass(frozen=True)
-class Scored:
-    """Result of scoring one byte string: total nats and, on request, each byte's nats."""
-
-    n_bytes: int
-    nats: float
-    byte_nats: np.ndarray | None = None  # float64 [n_bytes]
 
 
 def _providers(device: str) -> list[str]:
@@ -145,13 +119,11 @@ class Runtime:
         self.sequence_session = sequence
         self.meta = meta
         self.files = files
-        self.chunk_tokens = max(int(chunk_tokens), MIN_SEQUENCE_TOKENS)
-        self.provider: str = step.get_providers()[0]
-        self.initial_state = np.asarray(meta.initial_state, dtype=np.float32)[:, None, :]  # [L, 1, S]
-        self._cache: OrderedDict[bytes, tuple[np.ndarray, np.ndarray]] = OrderedDict()
-        self._cache_size = cache_size
-        self._lookback = 0 if int8 else PREFIX_LOOKBACK
-        self._lock = threading.Lock()
+        self.provider: str = sequence.get_providers()[0]
+        initial = np.asarray(meta.initial_state, dtype=np.float32)
+        self.scorer = Scorer(sequence, initial, chunk_tokens=chunk_tokens, checkpoint=checkpoint)
+        self.initial_state = self.scorer.start_state()  # [L, 1, S]
+        self.cache = PrefixCache(cache_size)
 
     @property
     def precision(self) -> str:
@@ -222,117 +194,26 @@ class Runtime:
         files = {p.name: p.stat().st_size for p in sorted(model_dir.glob("*.onnx"))}
         return cls(model_dir, step, sequence, meta, files, chunk_tokens, cache_size, int8)
 
-    # --- graph calls ------------------------------------------------------------------------------
-
-    def step(self, tokens: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """tokens int64 [B], state [L, B, S] -> next-byte log-probs [B, 257], state [L, B, S]."""
-        if tokens.ndim != 1 or len(tokens) < 1 or state.ndim != 3 or state.shape[1] != len(tokens):
-            raise ValueError(
-                f"step needs tokens [B >= 1] and state [L, B, S]; got {tokens.shape}, {state.shape}"
-            )
-        checkpoint()  # a call the gate gave up on stops here (cancel.py)
-        logprobs, state_out = self.step_session.run(STEP_OUTPUTS, {"token": tokens, "state": state})
-        return logprobs, state_out
-
-    def _sequence(self, tokens: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        if tokens.ndim != 2 or tokens.shape[1] < MIN_SEQUENCE_TOKENS:  # ORT's Scan SIGFPEs on T = 0
-            raise ValueError(f"the sequence graph needs T >= {MIN_SEQUENCE_TOKENS}, got shape {tokens.shape}")
-        if tokens.shape[0] < 1:
-            raise ValueError("the sequence graph needs B >= 1, got an empty batch")
-        checkpoint()
-        token_lp, last, state_out = self.sequence_session.run(
-            SEQUENCE_OUTPUTS, {"tokens": tokens, "state": state}
-        )
-        return token_lp, last, state_out
-
-    def advance(
-        self,
-        tokens: np.ndarray,
-        state: np.ndarray,
-        last: np.ndarray | None = None,
-        *,
-        per_token: bool = False,
-        progress: Progress | None = None,
-    ) -> tuple[float, np.ndarray | None, np.ndarray, np.ndarray]:
-        """Feed ``tokens`` (int64 [n], n >= 1) from ``state`` [L, 1, S] in chunks, paying for every token
-        after the first, and for the first too when ``last`` (the log-probs before it) is given.
-
-        Returns total nats, per-token nats (if asked), the log-probs after the last token [257] and the state.
-        """
-        if len(tokens) < 1:
-            raise ValueError("advance needs at least one token (T >= 1)")
-        total = 0.0
-        pieces: list[np.ndarray] = []
-        n, size = len(tokens), self.chunk_tokens
-        for start in range(0, n, size):
-            chunk = tokens[start : start + size]
-            paid = [] if last is None else [-float(last[chunk[0]])]
-            if len(chunk) >= MIN_SEQUENCE_TOKENS:
-                token_lp, last_b, state = self._sequence(chunk[None, :], state)
-                nats = -token_lp[0].astype(np.float64)
-            else:
-                last_b, state = self.step(chunk, state)
-                nats = np.zeros(0)
-            if paid:
-                nats = np.concatenate([paid, nats])
-            total += float(nats.sum())
-            if per_token:
-                pieces.append(nats)
-            if progress is not None:
-                progress(len(chunk))
-            last = last_b[0]
-        assert last is not None
-        return total, (np.concatenate(pieces) if per_token else None), last, state
-
     # --- public operations ------------------------------------------------------------------------
+
+    @property
+    def chunk_tokens(self) -> int:
+        return self.scorer.chunk_tokens
 
     def score(self, data: bytes, *, per_byte: bool = False, progress: Progress | None = None) -> Scored:
         """Nats of ``data`` (n >= 1 bytes) scored as [BOS, b0, ..., b(n-1)] from the initial state."""
-        if not data:
-            raise ValueError("nothing to score: the text is empty")
-        tokens = np.frombuffer(bytes([0]) + data, dtype=np.uint8).astype(np.int64)
-        tokens[0] = BOS_ID
-        total, byte_nats, _, _ = self.advance(
-            tokens, self.initial_state, per_token=per_byte, progress=progress
-        )
-        return Scored(len(data), total, byte_nats)
+        return self.scorer.score(data, per_byte=per_byte, progress=progress)
 
     def context(self, data: bytes, *, cache: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Log-probs of the next byte [257] and the state [L, 1, S] after BOS + ``data``; cached by prefix."""
-        hit = self._cache_get(data) if cache else None
-        if hit is not None and hit[0] == len(data):
-            return hit[1], hit[2]
+        hit = self.cache.get(data) if cache else None
+        if hit is not None and hit.done == len(data):
+            return hit.last, hit.state
         if hit is not None:
-            done, last, state = hit
-            tokens = np.frombuffer(data[done:], dtype=np.uint8).astype(np.int64)
+            fed = self.scorer.feed(byte_array(data[hit.done :]), hit.state, hit.last)
         else:
-            done, last, state = 0, None, self.initial_state
-            tokens = np.frombuffer(bytes([0]) + data, dtype=np.uint8).astype(np.int64)
-            tokens[0] = BOS_ID
-        _, _, last, state = self.advance(tokens, state, last)
+            fed = self.scorer.feed(document_array(data), self.initial_state)
+        last, state = fed.last[0], fed.state
         if cache:
-            self._cache_put(data, last, state)
+            self.cache.put(data, last, state)
         return last, state
-
-    # --- prefix cache (LRU) -----------------------------------------------------------------------
-
-    def _cache_get(self, data: bytes) -> tuple[int, np.ndarray, np.ndarray] | None:
-        if self._cache_size == 0 or len(data) > CACHE_MAX_CONTEXT:
-            return None
-        with self._lock:
-            for cut in range(min(self._lookback, len(data)) + 1):
-                key = data[: len(data) - cut]
-                entry = self._cache.get(key)
-                if entry is not None:
-                    self._cache.move_to_end(key)
-                    return len(key), entry[0], entry[1]
-        return None
-
-    def _cache_put(self, data: bytes, last: np.ndarray, state: np.ndarray) -> None:
-        if self._cache_size == 0 or len(data) > CACHE_MAX_CONTEXT:
-            return
-        with self._lock:
-            self._cache[data] = (last, state)
-            self._cache.move_to_end(data)
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)

@@ -70,9 +70,12 @@ def test_runtime_guards_reject_before_ort(exported: tuple[ByteLM, Path]) -> None
     _, out = exported
     sess = runtime.open_session(out / "sequence.onnx")
     state = np.zeros((2, 1, 24), np.float32)
-    for bad in (np.zeros((1, 0), np.int64), np.zeros((1, 1), np.int64), np.zeros((0, 5), np.int64)):
-        with pytest.raises(ValueError, match="T >= 2"):
-            runtime.run_sequence(sess, bad, state)
+    scorer = runtime.scorer(sess, state[:, 0])
+    for bad in (np.zeros((1, 0), np.int64), np.zeros((0, 5), np.int64)):
+        with pytest.raises(ValueError, match="T >= 1"):
+            scorer.sequence(bad, state)
+    with pytest.raises(ValueError, match="at least one token"):
+        scorer.feed(np.zeros(0, np.int64), state)
     with pytest.raises(ValueError, match="empty"):
         runtime.document_nats(sess, state[:, 0], b"")
     with pytest.raises(ValueError, match="B >= 1"):

@@ -143,14 +143,15 @@ def test_runtime_refuses_empty_input_before_ort(guarded: Runtime) -> None:
     empty = np.zeros(0, dtype=np.int64)
     with pytest.raises(ValueError, match="empty"):
         guarded.score(b"")
+    scorer = guarded.scorer
     with pytest.raises(ValueError, match="T >= 1"):
-        guarded.advance(empty, state)
+        scorer.feed(empty, state)
     with pytest.raises(ValueError, match="B >= 1"):
-        guarded.step(empty, state[:, :0])
+        scorer.next(empty, state[:, :0])
+    with pytest.raises(ValueError, match="B = 1"):
+        scorer.next(np.array([5]), state[:, :0])  # token and state batch disagree
+    for tokens in (np.zeros((1, 0), np.int64), empty):
+        with pytest.raises(ValueError, match="T >= 1"):
+            scorer.sequence(tokens, state)
     with pytest.raises(ValueError, match="B >= 1"):
-        guarded.step(np.array([5]), state[:, :0])  # token and state batch disagree
-    for tokens in (np.zeros((1, 0), np.int64), np.zeros((1, 1), np.int64), empty):
-        with pytest.raises(ValueError, match="T >= 2"):
-            guarded._sequence(tokens, state)
-    with pytest.raises(ValueError, match="B >= 1"):
-        guarded._sequence(np.zeros((0, 5), np.int64), state[:, :0])
+        scorer.sequence(np.zeros((0, 5), np.int64), state[:, :0])

@@ -32,13 +32,15 @@ def test_score_matches_pytorch_for_every_chunk_size(tiny: TinyModel, chunk: int)
         assert scored.nats / math.log(2) == pytest.approx(tiny.bits(data), abs=1e-3), f"n={n} chunk={chunk}"
         assert scored.byte_nats is not None and len(scored.byte_nats) == n
         np.testing.assert_allclose(scored.byte_nats / math.log(2), tiny.byte_bits(data), atol=1e-4)
-    assert shapes and all(t >= 2 for _, t in shapes), "the sequence graph must never see T < 2"
+    assert shapes and all(t >= 1 for _, t in shapes), "the sequence graph must never see T = 0"
+    assert all(t <= chunk for _, t in shapes)
 
 
-def test_sequence_graph_guard_rejects_short_input(tiny: TinyModel) -> None:
+def test_sequence_graph_guard_rejects_empty_input(tiny: TinyModel) -> None:
+    """ORT's Scan over an empty sequence kills the process (SIGFPE): T = 0 is refused before ORT."""
     runtime = Runtime.load(tiny.dir)
-    with pytest.raises(ValueError, match="T >= 2"):
-        runtime._sequence(np.array([[256]], dtype=np.int64), runtime.initial_state)
+    with pytest.raises(ValueError, match="T >= 1"):
+        runtime.scorer.sequence(np.zeros((1, 0), dtype=np.int64), runtime.initial_state)
     with pytest.raises(ValueError, match="empty"):
         runtime.score(b"")
 
@@ -78,8 +80,9 @@ class MarkovRuntime:
                 logits[prev, b] += v
         self.table = logits - np.log(np.exp(logits).sum(1, keepdims=True))
         self.calls = 0
+        self.scorer = self  # decoding feeds one token per stream through runtime.scorer.next
 
-    def step(self, tokens: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def next(self, tokens: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         self.calls += 1
         return self.table[tokens].astype(np.float32), np.zeros((1, len(tokens), 1), np.float32)
 
@@ -119,7 +122,7 @@ def test_top_chars_is_exact_and_joins_utf8_bytes(temperature: float) -> None:
     p = probabilities(fake.table.astype(np.float32), temperature)
     assert dict(found)["日"] == pytest.approx(p[256, 0xE6] * p[0xE6, 0x97] * p[0x97, 0xA5], rel=1e-9)
     assert 1.0 - sum(exact.values()) > 0  # invalid bytes and BOS carry mass that no candidate gets
-    assert fake.calls <= 3, "one batched step call per byte level"
+    assert fake.calls <= 3, "one batched call per byte level"
 
 
 def test_top_chars_on_the_real_model_multibyte(tiny: TinyModel) -> None:
@@ -128,7 +131,7 @@ def test_top_chars_on_the_real_model_multibyte(tiny: TinyModel) -> None:
     last = np.full(257, -30.0, dtype=np.float32)
     last[0xC3] = 0.0  # force a lead byte: the candidates must be 2-byte characters C3 xx
     found = top_chars(runtime, last, state, 3)
-    after, _ = runtime.step(np.array([0xC3]), state)
+    after, _ = runtime.scorer.next(np.array([0xC3]), state)
     p_after = probabilities(after[0], 1.0)
     p_lead = probabilities(last, 1.0)[0xC3]
     for char, prob in found:

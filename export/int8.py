@@ -1,0 +1,83 @@
+"""Quantize an exported model directory to int8 and keep the files only if the BPC stays within bounds.
+
+Reads everything it needs from the fp32 ONNX files (metadata, initial state), so it runs on a directory that
+``lnrnn export`` wrote earlier as well (``lnrnn quantize DIR --data FILE``) as during an export.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from lnrnn.bpc import bits_per_byte
+from lnrnn.contract import (
+    SEQUENCE_FILE,
+    SEQUENCE_INPUTS,
+    SEQUENCE_INT8_FILE,
+    SEQUENCE_OUTPUTS,
+    STEP_FILE,
+    STEP_INPUTS,
+    STEP_INT8_FILE,
+    STEP_OUTPUTS,
+    ArtifactMetadata,
+)
+from lnrnn.export import quantize as q
+from lnrnn.export import runtime
+from lnrnn.export.onnx_export import set_metadata
+from lnrnn.export.verify import Check, Verification, check_graph
+
+
+def read_metadata(path: Path) -> ArtifactMetadata:
+    model = onnx.load(str(path), load_external_data=False)
+    return ArtifactMetadata.from_props({p.key: p.value for p in model.metadata_props})
+
+
+def quantize_dir(
+    out: Path, data: bytes, fp32_bpc: float | None = None
+) -> tuple[dict[str, Any], Verification]:
+    """Write ``step.int8.onnx`` and ``sequence.int8.onnx`` beside the fp32 files of ``out`` and measure them
+    on ``data``: BPC(int8) - BPC(fp32) <= ``q.MAX_BPC_DELTA`` keeps them, else they are deleted.
+
+    Returns the report's int8 section and the checks (structure problems are failures)."""
+    start = time.perf_counter()
+    meta = {graph: read_metadata(out / src) for src, graph in ((STEP_FILE, "step"), (SEQUENCE_FILE, "seq"))}
+    initial = np.asarray(meta["seq"].initial_state, dtype=np.float32)
+    if fp32_bpc is None:
+        fp32_bpc = bits_per_byte(runtime.document_nats(out / SEQUENCE_FILE, initial, data), len(data))
+    pairs = ((STEP_FILE, STEP_INT8_FILE, "step"), (SEQUENCE_FILE, SEQUENCE_INT8_FILE, "seq"))
+    for src, dst, _ in pairs:
+        q.quantize_file(out / src, out / dst)
+    check = Verification()  # int8 structure checks are reported, but a big delta is not an export failure
+    check_graph(check, out / STEP_INT8_FILE, STEP_INPUTS, STEP_OUTPUTS)
+    check_graph(check, out / SEQUENCE_INT8_FILE, SEQUENCE_INPUTS, SEQUENCE_OUTPUTS)
+    int8_bpc = bits_per_byte(runtime.document_nats(out / SEQUENCE_INT8_FILE, initial, data), len(data))
+    delta = int8_bpc - fp32_bpc
+    kept = bool(delta <= q.MAX_BPC_DELTA) and not check.failures
+    quantized = {}
+    for _, dst, graph in pairs:
+        proto = onnx.load(str(out / dst))
+        quantized[dst] = q.quantization_summary(proto)
+        if kept:
+            set_metadata(proto, dataclasses.replace(meta[graph], int8_bpc_delta=delta))
+            onnx.save(proto, str(out / dst))
+        else:
+            (out / dst).unlink()
+    verdict = "kept" if kept else "deleted"
+    relation = "<=" if delta <= q.MAX_BPC_DELTA else ">"
+    detail = f"{int8_bpc:.6f} - {fp32_bpc:.6f} = {delta:+.2e} bits/byte ({relation} {q.MAX_BPC_DELTA})"
+    check.checks.append(Check("int8 BPC delta", True, f"{detail}; int8 files {verdict}"))
+    section = {
+        "scheme": q.SCHEME,
+        "bpc": int8_bpc,
+        "bpc_delta": delta,
+        "max_delta": q.MAX_BPC_DELTA,
+        "kept": kept,
+        "quantized_ops": quantized,
+        "seconds": time.perf_counter() - start,
+    }
+    return section, check
