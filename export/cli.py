@@ -29,7 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="sequence graph: fast (layer-wise Scan, default) or generic (Scan around the step graph)",
     )
     parser.add_argument(
-        "--quantize", choices=("int8",), default=None, help="also write dynamically quantized int8 graphs"
+        "--quantize",
+        choices=("int8",),
+        default=None,
+        help="also write int8 graphs (int8 weights, activations quantized row by row)",
     )
     parser.add_argument(
         "--verify-data",
@@ -39,6 +42,26 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="bytes for the BPC parity check (default: the packaged 10 kB Tiny Shakespeare sample)",
     )
     parser.set_defaults(handler=run_export)
+
+    quant = sub.add_parser(
+        "quantize",
+        help="(re)write the int8 graphs of an exported model directory",
+        description=(
+            "Write DIR/step.int8.onnx and DIR/sequence.int8.onnx from the fp32 graphs in DIR, measure "
+            "BPC(int8) - BPC(fp32) on --data and keep them only within the export's bound; updates the "
+            "int8 part of DIR/export_report.json. Needs no checkpoint. Exits 1 if the files were not kept, "
+            "2 on bad input."
+        ),
+    )
+    quant.add_argument("model", metavar="DIR", type=Path, help="model directory written by `lnrnn export`")
+    quant.add_argument(
+        "--data",
+        metavar="FILE",
+        type=Path,
+        default=None,
+        help="bytes to measure the BPC delta on (default: the packaged 10 kB Tiny Shakespeare sample)",
+    )
+    quant.set_defaults(handler=run_quantize)
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -72,3 +95,22 @@ def run_export(args: argparse.Namespace) -> int:
     print(f"timings: {timings}")
     print(f"report: {Path(report.out_dir) / 'export_report.json'}")
     return 0
+
+
+def run_quantize(args: argparse.Namespace) -> int:
+    from lnrnn.contract import SEQUENCE_FILE, STEP_FILE
+    from lnrnn.export.int8 import update_report
+    from lnrnn.export.verify import default_verify_data
+
+    for name in (STEP_FILE, SEQUENCE_FILE):
+        if not (args.model / name).is_file():
+            raise UserError(f"{args.model / name} does not exist: pass a directory written by `lnrnn export`")
+    if args.data is not None and not args.data.is_file():
+        raise UserError(f"--data {args.data} is not a file")
+    data = default_verify_data() if args.data is None else args.data.read_bytes()
+    if not data:
+        raise UserError("--data is empty; it needs at least one byte")
+    section, lines = update_report(args.model, data)
+    print("\n".join(lines))
+    print(f"int8 ({section['scheme']}): {'kept' if section['kept'] else 'not kept'}")
+    return 0 if section["kept"] else 1

@@ -7,6 +7,7 @@ Reads everything it needs from the fp32 ONNX files (metadata, initial state), so
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from lnrnn.contract import (
 from lnrnn.export import quantize as q
 from lnrnn.export import runtime
 from lnrnn.export.onnx_export import set_metadata
+from lnrnn.export.report import REPORT_FILE
 from lnrnn.export.verify import Check, Verification, check_graph
 
 
@@ -81,3 +83,22 @@ def quantize_dir(
         "seconds": time.perf_counter() - start,
     }
     return section, check
+
+
+def update_report(out: Path, data: bytes) -> tuple[dict[str, Any], list[str]]:
+    """Quantize ``out`` again and replace the int8 parts of its ``export_report.json`` (if there is one)."""
+    section, check = quantize_dir(out, data)
+    seconds = section.pop("seconds")
+    path = out / REPORT_FILE
+    if path.is_file():
+        report = json.loads(path.read_text(encoding="utf-8"))
+        report["int8"] = section
+        report["timings_s"]["quantize"] = seconds
+        report["files"] = {p.name: p.stat().st_size for p in sorted(out.glob("*.onnx"))}
+        ours = {c.name for c in check.checks}
+        kept = [c for c in report["checks"] if c["name"] not in ours and "int8" not in c["name"]]
+        report["checks"] = kept + [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in check.checks]
+        path.write_text(
+            json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+    return section, [c.line() for c in check.checks]

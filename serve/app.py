@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from lnrnn import __version__
-from lnrnn.serve import health, routes
+from lnrnn.serve import health, routes, session_routes
 from lnrnn.serve.config import Settings, get_settings
 from lnrnn.serve.errors import add_exception_handlers
 from lnrnn.serve.gate import InferenceGate
@@ -17,6 +17,7 @@ from lnrnn.serve.metrics import Metrics
 from lnrnn.serve.middleware import GuardMiddleware
 from lnrnn.serve.runtime import ModelLoadError, Runtime
 from lnrnn.serve.security import ApiKeyMiddleware, add_cors, bearer_scheme
+from lnrnn.serve.sessions import SessionStore
 
 log = logging.getLogger("lnrnn.serve")
 
@@ -57,14 +58,17 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             labels = (name, cfg.cell, str(cfg.layers), str(cfg.hidden), loaded.precision, loaded.provider)
             metrics.model_info.labels(*labels).set(1)
             metrics.model_ready.set(1)
+            loaded.cache.on_lookup = lambda outcome: metrics.cache_lookups.labels(outcome).inc()
             log.info("model %s loaded (%s)", name, loaded.describe())
         app.state.runtime = loaded
+        app.state.sessions = SessionStore(settings.max_sessions, settings.session_ttl_s, metrics)
         app.state.gate = InferenceGate(
             settings.max_inflight, settings.max_queue, settings.request_timeout_s, metrics
         )
         yield
         app.state.gate.close()  # uvicorn has already waited for in-flight requests
         app.state.gate = None
+        app.state.sessions = None
         app.state.runtime = None
         metrics.model_ready.set(0)
 
@@ -74,6 +78,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.state.runtime = None
     app.state.load_error = None
     app.state.gate = None
+    app.state.sessions = None
     add_exception_handlers(app)
     key = settings.api_key.get_secret_value() if settings.api_key else ""
     if key:  # innermost: runs after the body cap has looked at Content-Length, before the body is read
@@ -82,5 +87,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     add_cors(app, settings.cors_origin_list)  # outermost, so error responses carry CORS headers too
     app.include_router(health.router)
     # The bearer dependency only documents the scheme in OpenAPI; ApiKeyMiddleware enforces it.
-    app.include_router(routes.router, dependencies=[Depends(bearer_scheme)] if key else [])
+    protected = [Depends(bearer_scheme)] if key else []
+    app.include_router(routes.router, dependencies=protected)
+    app.include_router(session_routes.router, dependencies=protected)
     return app

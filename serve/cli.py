@@ -44,6 +44,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument(
         "--log-level", choices=("critical", "error", "warning", "info", "debug"), help="uvicorn log level"
     )
+    p.add_argument(
+        "--max-sessions",
+        type=int,
+        help="server-held sessions at most (default 1000; LNRNN_MAX_SESSIONS): a new one evicts the least "
+        "recently used idle one, 429 when all are busy",
+    )
+    p.add_argument(
+        "--session-ttl-s",
+        type=float,
+        help="delete a session idle this many seconds (default 600; LNRNN_SESSION_TTL_S)",
+    )
     p.set_defaults(handler=serve)
 
     def with_model(name: str, **kw: Any) -> argparse.ArgumentParser:
@@ -116,7 +127,7 @@ def serve(args: argparse.Namespace) -> int:
 
     from lnrnn.serve.app import create_app
 
-    settings = _settings(args, "host", "port", "log_level")
+    settings = _settings(args, "host", "port", "log_level", "max_sessions", "session_ttl_s")
     runtime = _load(settings)  # fail fast, with one line, before binding the port
     echo(
         f"lnrnn: serving {runtime.model_dir} ({runtime.describe()}) on http://{settings.host}:{settings.port}",

@@ -37,6 +37,13 @@ class Settings(BaseSettings):
         description="tokens per sequence-graph call when scoring long texts: memory per call grows with it",
     )
     cache_size: int = Field(256, ge=0, description="contexts whose state /v1/predict remembers; 0 = off")
+    max_sessions: int = Field(
+        1000,
+        ge=1,
+        description="server-held sessions at most; a new one evicts the least recently used idle one "
+        "(429 when every one is busy). Each holds the state, L x S floats, and 257 log-probs",
+    )
+    session_ttl_s: float = Field(600.0, gt=0, description="a session idle this long is deleted (404 after)")
     host: str = Field("127.0.0.1", description="bind address for `lnrnn serve`")
     port: int = Field(8000, ge=1, le=65535, description="port for `lnrnn serve`")
     log_level: str = Field("info", description="uvicorn log level")

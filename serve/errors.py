@@ -19,6 +19,7 @@ CODES = {
     413: "payload_too_large",
     415: "unsupported_media_type",
     422: "invalid_request",
+    429: "too_many_sessions",
     503: "model_not_ready",
     504: "timeout",
 }
@@ -55,6 +56,17 @@ class Unauthorized(ApiError):
 
 class UnsupportedMediaType(ApiError):
     status, code = 415, "unsupported_media_type"
+
+
+class NotFound(ApiError):
+    status, code = 404, "not_found"
+
+
+class TooManySessions(ApiError):
+    """Every session slot holds a session that is busy right now (idle ones are evicted instead)."""
+
+    status, code = 429, "too_many_sessions"
+    headers = {"Retry-After": "1"}
 
 
 class Overloaded(ApiError):

@@ -24,7 +24,22 @@ class Metrics:
             registry=self.registry,
         )
         self.bytes_scored = Counter(
-            "lnrnn_bytes_scored", "UTF-8 bytes scored by /v1/score", registry=self.registry
+            "lnrnn_bytes_scored",
+            "UTF-8 bytes scored (/v1/score, session texts and appends)",
+            registry=self.registry,
+        )
+        self.sessions_open = Gauge("lnrnn_sessions_open", "server-held sessions", registry=self.registry)
+        self.session_evictions = Counter(
+            "lnrnn_session_evictions",
+            "sessions dropped: expired (idle > LNRNN_SESSION_TTL_S) or lru (room for a new one)",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.cache_lookups = Counter(
+            "lnrnn_prefix_cache_lookups",
+            "/v1/predict prefix-cache lookups: exact hit, partial hit (a shorter context continued) or miss",
+            ["outcome"],
+            registry=self.registry,
         )
         self.model_info = Gauge(
             "lnrnn_model_info",

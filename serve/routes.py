@@ -7,6 +7,7 @@ import numpy as np
 from fastapi import APIRouter, Depends
 
 from lnrnn.bpc import LN2, bits_per_byte, nats_to_bits
+from lnrnn.scorer import Scored
 from lnrnn.serve.config import Settings
 from lnrnn.serve.decode import generate as sample_text
 from lnrnn.serve.decode import top_chars
@@ -42,7 +43,7 @@ ERRORS = {
 router = APIRouter(prefix="/v1", tags=["model"], responses=ERRORS, dependencies=[Depends(require_json)])
 
 
-def _encode(text: str, settings: Settings, what: str = "text") -> bytes:
+def encode_text(text: str, settings: Settings, what: str = "text") -> bytes:
     data = text.encode("utf-8")  # lone surrogates were rejected by the schema
     _check_size(len(data), settings, what)
     return data
@@ -87,19 +88,23 @@ async def models(runtime: RuntimeDep) -> ModelList:
 async def predict(
     req: PredictRequest, runtime: RuntimeDep, settings: SettingsDep, gate: GateDep
 ) -> PredictResponse:
-    data = _encode(req.text, settings)
+    data = encode_text(req.text, settings)
 
     def work() -> list[tuple[str, float]]:
         last, state = runtime.context(data)
         return top_chars(runtime, last, state, req.top_k, req.temperature)
 
-    found = [(c, p) for c, p in await gate.run(work) if p > 0]  # p underflows to 0 at tiny temperatures
+    return candidates_response(await gate.run(work))
+
+
+def candidates_response(found: list[tuple[str, float]]) -> PredictResponse:
+    """Candidates with their bits, and the probability left for everything not listed."""
+    found = [(c, p) for c, p in found if p > 0]  # p underflows to 0 at tiny temperatures
     candidates = [Candidate(char=c, prob=p, bits=-float(np.log2(p))) for c, p in found]
     return PredictResponse(candidates=candidates, other=max(0.0, 1.0 - sum(p for _, p in found)))
 
 
-def _score_one(runtime: Runtime, text: str, data: bytes, per_char: bool) -> ScoreResult:
-    scored = runtime.score(data, per_byte=per_char)
+def _result(text: str, data: bytes, scored: Scored) -> ScoreResult:
     bits = nats_to_bits(scored.nats)
     per_char_bits = None
     if scored.byte_nats is not None:
@@ -127,8 +132,9 @@ async def score(
     req: ScoreRequest, runtime: RuntimeDep, settings: SettingsDep, metrics: MetricsDep, gate: GateDep
 ) -> ScoreResult | ScoreBatchResponse:
     if req.text is not None:
-        text, data = req.text, _encode(req.text, settings)
-        result = await gate.run(lambda: _score_one(runtime, text, data, req.per_char))
+        text, data = req.text, encode_text(req.text, settings)
+        scored = await gate.run(lambda: runtime.score(data, per_byte=req.per_char))
+        result = _result(text, data, scored)
         metrics.bytes_scored.inc(len(data))
         return result
     texts = req.texts or []
@@ -140,12 +146,9 @@ async def score(
     encoded = [t.encode("utf-8") for t in texts]
     _check_size(sum(map(len, encoded)), settings, "the batch")
 
-    def work() -> list[ScoreResult]:
-        return [_score_one(runtime, t, d, req.per_char) for t, d in zip(texts, encoded, strict=True)]
-
-    results = await gate.run(work)
+    scored = await gate.run(lambda: runtime.scorer.score_many(encoded, per_byte=req.per_char))
     metrics.bytes_scored.inc(sum(map(len, encoded)))
-    return ScoreBatchResponse(results=results)
+    return ScoreBatchResponse(results=[_result(*item) for item in zip(texts, encoded, scored, strict=True)])
 
 
 @router.post("/generate", response_model=GenerateResponse, summary="sample a continuation")
@@ -157,7 +160,7 @@ async def generate(
             f"max_chars is {req.max_chars}; the limit is {settings.max_generate_chars} "
             "(LNRNN_MAX_GENERATE_CHARS): ask for fewer characters"
         )
-    data = _encode(req.prompt, settings, "prompt")
+    data = encode_text(req.prompt, settings, "prompt")
     text = await gate.run(
         lambda: sample_text(runtime, data, req.max_chars, req.temperature, req.top_k, req.seed)
     )

@@ -1,0 +1,138 @@
+"""``/v1/sessions``: score a text once, then pay only for what is appended (typing assistants, streams).
+
+The bits and candidates of a session equal those of ``/v1/score`` and ``/v1/predict`` on the concatenated
+text (the scorer's numbers do not depend on where a call stops). Inference runs through the gate like every
+other route; a session's state changes only after its append succeeded.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from lnrnn.bpc import nats_to_bits
+from lnrnn.scorer import Fed, byte_array, document_array
+from lnrnn.serve.decode import top_chars
+from lnrnn.serve.deps import GateDep, MetricsDep, RuntimeDep, SettingsDep, require_json
+from lnrnn.serve.errors import ModelNotReady
+from lnrnn.serve.routes import ERRORS, candidates_response, encode_text
+from lnrnn.serve.runtime import Runtime
+from lnrnn.serve.schemas import ErrorResponse, PredictResponse
+from lnrnn.serve.session_schemas import SessionAppended, SessionCreated, SessionInfo, SessionRequest
+from lnrnn.serve.sessions import Session, SessionStore
+
+SESSION_ERRORS = ERRORS | {
+    404: {"model": ErrorResponse, "description": "no such session (unknown, deleted, evicted or expired)"},
+    429: {"model": ErrorResponse, "description": "every session slot (LNRNN_MAX_SESSIONS) is busy"},
+}
+router = APIRouter(
+    prefix="/v1/sessions", tags=["sessions"], responses=SESSION_ERRORS, dependencies=[Depends(require_json)]
+)
+
+
+async def get_store(request: Request) -> SessionStore:
+    store: SessionStore | None = getattr(request.app.state, "sessions", None)
+    if store is None:
+        raise ModelNotReady("the server is starting or shutting down")
+    return store
+
+
+StoreDep = Annotated[SessionStore, Depends(get_store)]
+
+
+def _continue(
+    runtime: Runtime, session: Session | None, data: bytes, top_k: int, temperature: float
+) -> tuple[Fed | None, float, PredictResponse]:
+    """Feed ``data`` after the session's text (or as a new document), then list the next characters.
+    Returns the fed result (None for an empty append), its nats and the candidates."""
+    scorer = runtime.scorer
+    if session is None:
+        fed = scorer.feed(document_array(data), runtime.initial_state)
+    elif data:
+        fed = scorer.feed(byte_array(data), session.state, session.last)
+    else:
+        found = top_chars(runtime, session.last, session.state, top_k, temperature)
+        return None, 0.0, candidates_response(found)
+    found = top_chars(runtime, fed.last[0], fed.state, top_k, temperature)
+    return fed, float(fed.nats[0]), candidates_response(found)
+
+
+@router.post("", status_code=201, response_model=SessionCreated, summary="start a session with a text")
+async def create(
+    req: SessionRequest,
+    runtime: RuntimeDep,
+    settings: SettingsDep,
+    gate: GateDep,
+    metrics: MetricsDep,
+    store: StoreDep,
+) -> SessionCreated:
+    data = encode_text(req.text, settings)
+    store.make_room()  # refuse (429) before computing when every session is busy
+    fed, nats, found = await gate.run(lambda: _continue(runtime, None, data, req.top_k, req.temperature))
+    assert fed is not None  # a new document always feeds BOS
+    session = store.add(fed.state, fed.last[0], len(data), nats)
+    metrics.bytes_scored.inc(len(data))
+    return SessionCreated(
+        session_id=session.id,
+        bytes=len(data),
+        bits=nats_to_bits(nats),
+        candidates=found.candidates,
+        other=found.other,
+        expires_in_s=store.expires_in(session),
+    )
+
+
+@router.post("/{session_id}/append", response_model=SessionAppended, summary="append text to a session")
+async def append(
+    session_id: str,
+    req: SessionRequest,
+    runtime: RuntimeDep,
+    settings: SettingsDep,
+    gate: GateDep,
+    metrics: MetricsDep,
+    store: StoreDep,
+) -> SessionAppended:
+    data = encode_text(req.text, settings)
+    session = store.get(session_id)
+    async with session.lock:  # appends to one session never interleave
+        store.get(session_id)  # still there (not deleted while this append waited), and marked used
+        fed, nats, found = await gate.run(
+            lambda: _continue(runtime, session, data, req.top_k, req.temperature)
+        )
+        if fed is not None:
+            session.advance(fed.state, fed.last[0], len(data), nats)
+    metrics.bytes_scored.inc(len(data))
+    return SessionAppended(
+        bytes=len(data),
+        bits=nats_to_bits(nats),
+        total_bytes=session.total_bytes,
+        total_bits=nats_to_bits(session.total_nats),
+        candidates=found.candidates,
+        other=found.other,
+        expires_in_s=store.expires_in(session),
+    )
+
+
+@router.get("/{session_id}", response_model=SessionInfo, summary="a session's totals and age")
+async def info(session_id: str, store: StoreDep) -> SessionInfo:
+    session = store.get(session_id, touch=False)  # reading the totals does not keep a session alive
+    now = store.clock()
+    bits = nats_to_bits(session.total_nats)
+    return SessionInfo(
+        session_id=session.id,
+        total_bytes=session.total_bytes,
+        total_bits=bits,
+        bits_per_byte=bits / session.total_bytes if session.total_bytes else None,
+        age_s=now - session.created,
+        idle_s=now - session.used,
+        expires_in_s=store.expires_in(session),
+    )
+
+
+@router.delete("/{session_id}", status_code=204, response_class=Response, summary="delete a session")
+async def delete(session_id: str, store: StoreDep) -> Response:
+    session = store.get(session_id)
+    async with session.lock:  # a running append finishes first
+        store.remove(session)
+    return Response(status_code=204)
