@@ -119,3 +119,45 @@ def test_missing_verify_data_exit_2(
         ["export", str(run_dir), "--out", str(tmp_path / "m"), "--verify-data", str(tmp_path / "nope")]
     )
     assert code == 2 and "is not a file" in capsys.readouterr().err
+
+
+def test_quantize_cli_rewrites_the_int8_pair_of_an_export(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`lnrnn quantize DIR` needs no checkpoint: it reads the fp32 graphs and updates the export report."""
+    from lnrnn.export.api import export_model
+
+    out = tmp_path / "model"
+    text = verify.default_verify_data()[:2000]
+    export_model(tiny_model("gru", "layer", 2, hidden=48), out, verify_data=text)
+    assert not (out / "sequence.int8.onnx").exists()
+    data = tmp_path / "data.txt"
+    data.write_bytes(text)
+    assert main(["quantize", str(out), "--data", str(data)]) == 0
+    printed = capsys.readouterr().out
+    assert "int8 BPC delta" in printed and "kept" in printed
+    report = json.loads((out / "export_report.json").read_text())
+    assert report["int8"]["kept"] and report["files"]["sequence.int8.onnx"] > 0
+    assert [c["name"] for c in report["checks"]].count("int8 BPC delta") == 1
+    assert main(["quantize", str(out), "--data", str(data)]) == 0  # again: replaces, never duplicates
+    report = json.loads((out / "export_report.json").read_text())
+    assert [c["name"] for c in report["checks"]].count("int8 BPC delta") == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["quantize", "{tmp}/nope"], "does not exist"),
+        (["quantize", "{tmp}", "--data", "{tmp}/missing.txt"], "is not a file"),
+    ],
+)
+def test_quantize_cli_bad_input_is_one_line(
+    args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if "--data" in args:
+        from lnrnn.export.api import export_model
+
+        export_model(tiny_model("gru", "layer", 1), tmp_path, verify_data=b"some text")
+    assert main([a.format(tmp=tmp_path) for a in args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("lnrnn quantize: error:") and message in err
