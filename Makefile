@@ -11,10 +11,12 @@ help:  ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "} {printf "  %-16s %s\n", $$1, $$2}'
 
 .PHONY: install
-install:  ## create .venv if missing; torch==2.13.0 (CPU wheel) first, then lnrnn[train,serve,cpu,dev] editable
+install:  ## create .venv if missing; torch==2.13.0 (CPU wheel) first, then lnrnn[train,serve,cpu,dev] editable; chromium
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check torch==2.13.0
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[train,serve,cpu,dev]'
+	@# the page's browser test drives Debian's chromium (Playwright cannot download a browser here)
+	@command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
 
 .PHONY: lint
 lint: install  ## ruff check + ruff format --check + hadolint Dockerfile

@@ -130,8 +130,8 @@ class Scorer:
         """One token per stream: tokens int64 [B], state [L, B, S] -> next-token log-probs [B, V], state."""
         if tokens.ndim != 1:
             raise ValueError(f"next needs tokens [B], got shape {tokens.shape}")
-        _, last, state_out = self.sequence(tokens[:, None], state)
-        return last, state_out
+        fed = self.feed(tokens[:, None], state)
+        return fed.last, fed.state
 
     # --- scoring ----------------------------------------------------------------------------------
 
@@ -154,7 +154,7 @@ class Scorer:
         if n < 1:
             raise ValueError("nothing to feed: at least one token is needed (T >= 1)")
         if state.ndim != 3 or state.shape[1] != batch:
-            raise ValueError(f"state must be [L, {batch}, S] for {batch} streams, got {state.shape}")
+            raise ValueError(f"state must be [L, B, S] with B = {batch}, got {state.shape}")
         prev = None if last is None else np.atleast_2d(last)
         pieces: list[np.ndarray] = []
         total = np.zeros(batch, dtype=np.float64)

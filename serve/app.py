@@ -9,7 +9,8 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from lnrnn import __version__
-from lnrnn.serve import health, routes, session_routes
+from lnrnn.serve import health, page, routes, session_routes
+from lnrnn.serve.batcher import BatchedScorer, Batcher
 from lnrnn.serve.config import Settings, get_settings
 from lnrnn.serve.errors import add_exception_handlers
 from lnrnn.serve.gate import InferenceGate
@@ -52,21 +53,35 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             except ModelLoadError as err:
                 app.state.load_error = str(err)
                 log.error("model not loaded, /health/ready will answer 503: %s", err)
+        gate = InferenceGate(settings.inflight, settings.max_queue, settings.request_timeout_s, metrics)
+        batcher = None
         if loaded is not None:
             cfg = loaded.meta.config
             name = loaded.model_dir.resolve().name
             labels = (name, cfg.cell, str(cfg.layers), str(cfg.hidden), loaded.precision, loaded.provider)
             metrics.model_info.labels(*labels).set(1)
             metrics.model_ready.set(1)
-            loaded.cache.on_lookup = lambda outcome: metrics.cache_lookups.labels(outcome).inc()
+            scorer = loaded.scorer
+            if settings.batch_streams > 1:
+                batcher = Batcher(
+                    loaded.sequence_session,
+                    max_streams=settings.batch_streams,
+                    wait_s=settings.batch_wait_ms / 1000,
+                    chunk_tokens=loaded.chunk_tokens,
+                    metrics=metrics,
+                    busy_requests=lambda: gate.running,
+                )
+                scorer = BatchedScorer(loaded.scorer, batcher)
+            # this app's own view: its scorer and a prefix cache that counts into its metrics
+            loaded = loaded.view(scorer, lambda outcome: metrics.cache_lookups.labels(outcome).inc())
             log.info("model %s loaded (%s)", name, loaded.describe())
         app.state.runtime = loaded
         app.state.sessions = SessionStore(settings.max_sessions, settings.session_ttl_s, metrics)
-        app.state.gate = InferenceGate(
-            settings.max_inflight, settings.max_queue, settings.request_timeout_s, metrics
-        )
+        app.state.gate = gate
         yield
-        app.state.gate.close()  # uvicorn has already waited for in-flight requests
+        gate.close()  # uvicorn has already waited for in-flight requests
+        if batcher is not None:
+            batcher.close()
         app.state.gate = None
         app.state.sessions = None
         app.state.runtime = None
@@ -90,4 +105,5 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     protected = [Depends(bearer_scheme)] if key else []
     app.include_router(routes.router, dependencies=protected)
     app.include_router(session_routes.router, dependencies=protected)
+    app.include_router(page.router, dependencies=[Depends(bearer_scheme)] if key else [])
     return app

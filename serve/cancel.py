@@ -23,9 +23,14 @@ class Cancelled(Exception):
 
 def checkpoint() -> None:
     """Raise :class:`Cancelled` if the call running in this thread has been cancelled."""
-    event: threading.Event | None = getattr(_current, "event", None)
+    event = current_event()
     if event is not None and event.is_set():
         raise Cancelled
+
+
+def current_event() -> threading.Event | None:
+    """The cancellation event of the call running in this thread (None outside the gate)."""
+    return getattr(_current, "event", None)
 
 
 def run_cancellable(fn: Callable[[], T], event: threading.Event) -> T:

@@ -51,6 +51,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "recently used idle one, 429 when all are busy",
     )
     p.add_argument(
+        "--batch-streams",
+        type=int,
+        help="most streams of concurrent requests in one shared graph call (default 32; "
+        "LNRNN_BATCH_STREAMS); 1 = no batching",
+    )
+    p.add_argument(
+        "--batch-wait-ms",
+        type=float,
+        help="how long an idle batcher waits for requests being served to join a call (default 2; "
+        "LNRNN_BATCH_WAIT_MS; never when a request is alone); 0 = never",
+    )
+    p.add_argument(
         "--session-ttl-s",
         type=float,
         help="delete a session idle this many seconds (default 600; LNRNN_SESSION_TTL_S)",
@@ -127,10 +139,13 @@ def serve(args: argparse.Namespace) -> int:
 
     from lnrnn.serve.app import create_app
 
-    settings = _settings(args, "host", "port", "log_level", "max_sessions", "session_ttl_s")
+    names = ("host", "port", "log_level", "max_sessions", "session_ttl_s", "batch_streams", "batch_wait_ms")
+    settings = _settings(args, *names)
     runtime = _load(settings)  # fail fast, with one line, before binding the port
+    batching = f"up to {settings.batch_streams} streams per call" if settings.batch_streams > 1 else "off"
     echo(
-        f"lnrnn: serving {runtime.model_dir} ({runtime.describe()}) on http://{settings.host}:{settings.port}",
+        f"lnrnn: serving {runtime.model_dir} ({runtime.describe()}) on http://{settings.host}:{settings.port}"
+        f"; batching {batching}",
         err=True,
     )
     factory = functools.partial(create_app, settings, runtime)

@@ -55,7 +55,27 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(
         30.0, gt=0, le=3600, description="per-request deadline (queue wait included) -> 504"
     )
-    max_inflight: int = Field(4, ge=1, le=256, description="inference calls running at once")
+    max_inflight: int | None = Field(
+        None,
+        ge=1,
+        le=1024,
+        description="requests served at once (a worker thread each); default 4 without batching "
+        "(each runs its own graph calls), 2 x LNRNN_BATCH_STREAMS with it (most wait for shared calls)",
+    )
+    batch_streams: int = Field(
+        32,
+        ge=1,
+        le=1024,
+        description="most streams (rows) in one graph call shared by concurrent requests; 1 = no batching, "
+        "every request runs its own calls",
+    )
+    batch_wait_ms: float = Field(
+        2.0,
+        ge=0,
+        le=1000,
+        description="how long an idle batcher waits for requests being served to submit work (never when "
+        "a request is alone); 0 = never",
+    )
     max_queue: int = Field(64, ge=0, description="requests waiting for a slot; more -> 503 overloaded")
     shutdown_timeout_s: int = Field(
         30, ge=0, description="on SIGTERM, wait this long for in-flight requests before closing them"
@@ -66,6 +86,13 @@ class Settings(BaseSettings):
         if "LNRNN_INT8" in os.environ:  # ignoring it would silently change which files are served
             raise ValueError("LNRNN_INT8 was replaced by LNRNN_PRECISION=auto|fp32|int8: unset LNRNN_INT8")
         return self
+
+    @property
+    def inflight(self) -> int:
+        """``max_inflight`` or its default for the batching mode."""
+        if self.max_inflight is not None:
+            return self.max_inflight
+        return 4 if self.batch_streams == 1 else 2 * self.batch_streams
 
     @property
     def body_limit(self) -> int:

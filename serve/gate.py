@@ -24,6 +24,7 @@ T = TypeVar("T")
 
 class InferenceGate:
     def __init__(self, max_inflight: int, max_queue: int, timeout_s: float, metrics: Metrics) -> None:
+        self.max_inflight = max_inflight
         self.capacity = max_inflight + max_queue
         self.timeout_s = timeout_s
         self.metrics = metrics
@@ -35,6 +36,11 @@ class InferenceGate:
     @property
     def pending(self) -> int:
         return self._pending
+
+    @property
+    def running(self) -> int:
+        """Requests holding a worker now (the rest of ``pending`` waits in the queue)."""
+        return min(self._pending, self.max_inflight)
 
     def _release(self, _: Future) -> None:
         with self._lock:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+WAIT_BUCKETS = (0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
+STREAM_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 
 class Metrics:
@@ -33,6 +35,18 @@ class Metrics:
             "lnrnn_session_evictions",
             "sessions dropped: expired (idle > LNRNN_SESSION_TTL_S) or lru (room for a new one)",
             ["reason"],
+            registry=self.registry,
+        )
+        self.batch_streams = Histogram(
+            "lnrnn_batch_streams",
+            "streams (rows) per sequence-graph call of the batcher (LNRNN_BATCH_STREAMS at most)",
+            buckets=STREAM_BUCKETS,
+            registry=self.registry,
+        )
+        self.batch_queue_wait = Histogram(
+            "lnrnn_batch_queue_wait_seconds",
+            "time from a stream's submission to its first graph call",
+            buckets=WAIT_BUCKETS,
             registry=self.registry,
         )
         self.cache_lookups = Counter(

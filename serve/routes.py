@@ -26,6 +26,7 @@ from lnrnn.serve.schemas import (
     ScoreBatchResponse,
     ScoreRequest,
     ScoreResult,
+    ServerInfo,
 )
 
 ERRORS = {
@@ -79,9 +80,19 @@ def model_info(runtime: Runtime) -> ModelInfo:
     )
 
 
-@router.get("/models", response_model=ModelList, summary="the loaded model")
-async def models(runtime: RuntimeDep) -> ModelList:
-    return ModelList(models=[model_info(runtime)])
+@router.get("/models", response_model=ModelList, summary="the loaded model and how the server runs it")
+async def models(runtime: RuntimeDep, settings: SettingsDep) -> ModelList:
+    server = ServerInfo(
+        batch_streams=settings.batch_streams,
+        batch_wait_ms=settings.batch_wait_ms,
+        max_inflight=settings.inflight,
+        max_queue=settings.max_queue,
+        chunk_tokens=runtime.chunk_tokens,
+        threads=settings.threads,
+        max_sessions=settings.max_sessions,
+        session_ttl_s=settings.session_ttl_s,
+    )
+    return ModelList(models=[model_info(runtime)], server=server)
 
 
 @router.post("/predict", response_model=PredictResponse, summary="most likely next characters")

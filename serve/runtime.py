@@ -7,6 +7,8 @@ checked as part of the artifact, for clients that drive the recurrence themselve
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -193,6 +195,13 @@ class Runtime:
         _check_shapes(sequence, seq_path, meta)
         files = {p.name: p.stat().st_size for p in sorted(model_dir.glob("*.onnx"))}
         return cls(model_dir, step, sequence, meta, files, chunk_tokens, cache_size, int8)
+
+    def view(self, scorer: Scorer, on_lookup: Callable[[str], None] | None = None) -> Runtime:
+        """The same loaded model with another scorer (e.g. batched) and a prefix cache of its own."""
+        other = copy.copy(self)
+        other.scorer = scorer
+        other.cache = PrefixCache(self.cache.size, on_lookup=on_lookup)
+        return other
 
     # --- public operations ------------------------------------------------------------------------
 

@@ -185,8 +185,26 @@ class ModelInfo(BaseModel):
     files: dict[str, int] = Field(description="ONNX file sizes in bytes")
 
 
+class ServerInfo(BaseModel):
+    """How this server runs its model (the LNRNN_* settings in force)."""
+
+    batch_streams: int = Field(
+        description="most streams per shared graph call (LNRNN_BATCH_STREAMS; 1 = off)"
+    )
+    batch_wait_ms: float = Field(
+        description="how long an idle batcher waits to fill a call (LNRNN_BATCH_WAIT_MS)"
+    )
+    max_inflight: int = Field(description="requests served at once (LNRNN_MAX_INFLIGHT or its default)")
+    max_queue: int = Field(description="requests waiting for a slot before 503 (LNRNN_MAX_QUEUE)")
+    chunk_tokens: int = Field(description="tokens per graph call for long texts (LNRNN_CHUNK_TOKENS)")
+    threads: int = Field(description="ONNX Runtime intra-op threads per call (LNRNN_THREADS; 0 = per core)")
+    max_sessions: int = Field(description="server-held sessions at most (LNRNN_MAX_SESSIONS)")
+    session_ttl_s: float = Field(description="idle seconds before a session is deleted (LNRNN_SESSION_TTL_S)")
+
+
 class ModelList(BaseModel):
     models: list[ModelInfo]
+    server: ServerInfo
 
 
 class ErrorDetail(BaseModel):

@@ -87,7 +87,8 @@ def test_deadline_is_504_and_running_work_keeps_its_slot_until_it_stops(model_di
 
 
 def test_a_timed_out_long_score_stops_at_its_next_chunk(model_dir: Path) -> None:
-    """The deadline cancels running work too: the worker stops between two graph calls, not at the end."""
+    """The deadline cancels running work too: the worker stops between two graph calls, not at the end.
+    (Without batching, where the worker runs its own calls; the batched case is in test_serve_batching.)"""
     runtime = Runtime.load(model_dir, chunk_tokens=8)
     runs: list[int] = []
     started, release = threading.Event(), threading.Event()
@@ -101,7 +102,8 @@ def test_a_timed_out_long_score_stops_at_its_next_chunk(model_dir: Path) -> None
         return run(outputs, feeds)
 
     runtime.sequence_session.run = first_call_blocks  # type: ignore[method-assign]
-    app = create_app(settings_for(model_dir, max_inflight=1, request_timeout_s=0.3), runtime)
+    settings = settings_for(model_dir, max_inflight=1, request_timeout_s=0.3, batch_streams=1)
+    app = create_app(settings, runtime)
     with TestClient(app) as client:
         error(client.post("/v1/score", json={"text": "long " * 160}), 504, "timeout")  # 100 chunks of 8
         assert started.is_set() and app.state.gate.pending == 1

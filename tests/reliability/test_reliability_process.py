@@ -111,6 +111,7 @@ def test_sigterm_finishes_the_request_then_exits_0(model_dir: Path, tmp_path: Pa
         assert "Traceback" not in out
         startup = (
             f"lnrnn: serving {model_dir} (gru 2x32, fp32, CPUExecutionProvider) on http://127.0.0.1:{port}"
+            "; batching up to 32 streams per call"
         )
         assert startup in out
     finally:

@@ -1,0 +1,470 @@
+// The lnrnn page: next-character suggestions from a server-held session (one append per edit at the end),
+// and a heat map of the bits per character from /v1/surprisal. Plain JS, no build step, same origin only.
+"use strict";
+
+(() => {
+  const TOP_K = 5;
+  const ALTERNATIVES = 3;
+  const HEAT_DELAY_MS = 300; // the heat map costs one model call per byte: wait for a pause in typing
+  const SCALE_MAX_BITS = 10; // colours saturate here; the exact bits are in data-bits and on hover/focus
+  const KEY_STORE = "lnrnn.apiKey";
+  // viridis (matplotlib), sampled at 9 points: perceptually uniform and readable with colour-blindness.
+  const VIRIDIS = [
+    [68, 1, 84], [71, 44, 122], [59, 81, 139], [44, 113, 142], [33, 144, 141],
+    [39, 173, 129], [92, 200, 99], [170, 220, 50], [253, 231, 37],
+  ];
+  const NAMES = { " ": "space", "\n": "newline", "\t": "tab", "\r": "carriage return" };
+  const SHOWN = { " ": "␣", "\n": "↵", "\t": "⇥", "\r": "␍" };
+
+  const $ = (id) => document.getElementById(id);
+  const input = $("text");
+  const suggestions = $("suggestions");
+  const heatmap = $("heatmap");
+  const detail = $("detail");
+  const summary = $("summary");
+  const errorBox = $("error");
+  const keyField = $("key");
+
+  let apiKey = sessionStorage.getItem(KEY_STORE) || "";
+  let session = null; // {id, text}: the text the server-held session has read
+  let syncing = null; // the running sync() promise
+  let shown = { text: null, candidates: [] }; // suggestions on screen and the text they follow
+  let hidden = false; // Esc hides the suggestions until the next edit
+  let acceptWhenReady = false; // Tab pressed while suggestions were on their way
+  let composing = false; // IME composition: wait for the final text
+  let restart = false; // set by a new key; handled between two requests of the sync loop
+  let heatTimer = 0;
+  let heatSeq = 0;
+  let heatChars = []; // the last /v1/surprisal characters
+  let active = -1; // heat map character under keyboard focus
+  const errors = new Map(); // source -> message: the model, the suggestions and the heat map fail apart
+
+  class ApiError extends Error {
+    constructor(status, code, message, retryAfter) {
+      super(message);
+      this.status = status;
+      this.code = code;
+      this.retryAfter = retryAfter;
+    }
+  }
+
+  // --- HTTP ---------------------------------------------------------------------------------------
+
+  function headers(json) {
+    const h = {};
+    if (json) h["Content-Type"] = "application/json"; // the server refuses other bodies (415)
+    if (apiKey) h.Authorization = `Bearer ${apiKey}`;
+    return h;
+  }
+
+  async function api(method, path, body) {
+    let response;
+    try {
+      response = await fetch(path, {
+        method,
+        headers: headers(body !== undefined),
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch (err) {
+      throw new ApiError(0, "network", `cannot reach the server (${err.message})`);
+    }
+    if (response.status === 204) return null;
+    let data = null;
+    try {
+      data = await response.json();
+    } catch {
+      data = null;
+    }
+    if (!response.ok) {
+      const e = (data && data.error) || {};
+      throw new ApiError(
+        response.status,
+        e.code || "http_error",
+        e.message || response.statusText || "request failed",
+        response.headers.get("Retry-After"),
+      );
+    }
+    return data;
+  }
+
+  // --- errors -------------------------------------------------------------------------------------
+
+  function describe(err) {
+    if (!(err instanceof ApiError)) return `Unexpected error: ${err.message || err}`;
+    const what = {
+      0: "The server cannot be reached.",
+      401: "The server needs an API key: enter it above.",
+      404: "Not found.",
+      413: "The text is too long for the server.",
+      415: "The request was refused (415).",
+      422: "The server refused the request.",
+      429: "The server has too many open sessions; close other tabs or wait a minute.",
+      503: "The server is busy or its model is not ready; retry in a moment.",
+      504: "The server took too long; try a shorter text.",
+    }[err.status] || `The server answered ${err.status}.`;
+    const retry = err.retryAfter ? ` Retry after ${err.retryAfter} s.` : "";
+    return err.status ? `${what} (${err.status} ${err.code}: ${err.message})${retry}` : `${what} ${err.message}`;
+  }
+
+  function setError(source, err) {
+    if (err) errors.set(source, describe(err));
+    else errors.delete(source);
+    const messages = [...new Set(errors.values())];
+    errorBox.replaceChildren(...messages.map((m) => Object.assign(document.createElement("p"), { textContent: m })));
+    errorBox.hidden = messages.length === 0;
+  }
+
+  // --- characters and colours ---------------------------------------------------------------------
+
+  function visible(ch) {
+    if (SHOWN[ch]) return SHOWN[ch];
+    const code = ch.codePointAt(0);
+    if (code < 0x20) return String.fromCodePoint(0x2400 + code); // control pictures
+    if (code === 0x7f) return "␡";
+    return ch;
+  }
+
+  function named(ch) {
+    if (NAMES[ch]) return NAMES[ch];
+    const code = ch.codePointAt(0).toString(16).toUpperCase().padStart(4, "0");
+    return `“${ch}” (U+${code})`;
+  }
+
+  function percent(p) {
+    if (p >= 0.1) return `${(100 * p).toFixed(1)}%`;
+    if (p >= 0.001) return `${(100 * p).toFixed(2)}%`;
+    return `${(100 * p).toPrecision(2)}%`;
+  }
+
+  // Few bits = light yellow, many bits = dark purple: the surprising characters stand out on white.
+  function colour(bits) {
+    const t = 1 - Math.min(Math.max(bits, 0), SCALE_MAX_BITS) / SCALE_MAX_BITS;
+    const x = t * (VIRIDIS.length - 1);
+    const i = Math.min(Math.floor(x), VIRIDIS.length - 2);
+    const f = x - i;
+    const rgb = VIRIDIS[i].map((c, k) => Math.round(c + f * (VIRIDIS[i + 1][k] - c)));
+    const luminance = (0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2]) / 255;
+    return { background: `rgb(${rgb.join(",")})`, text: luminance > 0.45 ? "#000" : "#fff" };
+  }
+
+  function drawLegend() {
+    const stops = [];
+    for (let b = 0; b <= SCALE_MAX_BITS; b += 1) {
+      stops.push(`${colour(b).background} ${(100 * b) / SCALE_MAX_BITS}%`);
+    }
+    $("legend-bar").style.background = `linear-gradient(to right, ${stops.join(", ")})`;
+    const ticks = [];
+    for (let b = 0; b <= SCALE_MAX_BITS; b += 2) {
+      const tick = document.createElement("span");
+      tick.textContent = b === SCALE_MAX_BITS ? `≥ ${b}` : `${b}`;
+      tick.style.left = `${(100 * b) / SCALE_MAX_BITS}%`;
+      ticks.push(tick);
+    }
+    $("legend-ticks").replaceChildren(...ticks);
+  }
+
+  // --- suggestions --------------------------------------------------------------------------------
+
+  function showSuggestions(text, candidates) {
+    shown = { text, candidates };
+    suggestions.dataset.state = "ready";
+    suggestions.dataset.length = String(text.length); // they follow the first `length` UTF-16 units
+    suggestions.setAttribute("aria-busy", "false");
+    const items = hidden ? [] : candidates.map((c, i) => {
+      const li = document.createElement("li");
+      li.dataset.char = c.char;
+      li.dataset.prob = String(c.prob);
+      const button = document.createElement("button");
+      button.type = "button";
+      button.setAttribute("aria-label", `${named(c.char)}, ${percent(c.prob)}${i === 0 ? ", Tab" : ""}`);
+      const glyph = Object.assign(document.createElement("span"), { className: "glyph", textContent: visible(c.char) });
+      const prob = Object.assign(document.createElement("span"), { className: "prob", textContent: percent(c.prob) });
+      const bar = Object.assign(document.createElement("span"), { className: "bar" });
+      bar.style.width = `${Math.max(2, 100 * c.prob)}%`;
+      button.append(glyph, prob, bar);
+      button.addEventListener("click", () => insert(c.char));
+      li.append(button);
+      return li;
+    });
+    suggestions.replaceChildren(...items);
+    if (acceptWhenReady) {
+      acceptWhenReady = false;
+      if (candidates.length && text === input.value) insert(candidates[0].char);
+    }
+  }
+
+  // Keep the session in step with the text: an append when the text only grew at the end, else a new
+  // session with the whole text (and the old one deleted). One sync at a time; edits made meanwhile are
+  // picked up by the next turn of the loop, so fast typing costs one append per pause, not a queue.
+  function sync() {
+    if (!syncing) {
+      syncing = syncLoop().finally(() => {
+        syncing = null;
+      });
+    }
+    return syncing;
+  }
+
+  async function syncLoop() {
+    suggestions.dataset.state = "loading";
+    suggestions.setAttribute("aria-busy", "true");
+    try {
+      for (;;) {
+        if (restart) {
+          restart = false; // a new key: the next request starts a new session
+          closeSession();
+          shown = { text: null, candidates: [] };
+        }
+        const text = input.value;
+        if (session && text === session.text && shown.text === text) break;
+        if (session && text.startsWith(session.text) && text !== session.text) {
+          const s = session;
+          let r;
+          try {
+            r = await api("POST", `v1/sessions/${encodeURIComponent(s.id)}/append`, {
+              text: text.slice(s.text.length),
+              top_k: TOP_K,
+            });
+          } catch (err) {
+            if (err.status !== 404) throw err;
+            session = null; // expired or lost (server restart): start again with the whole text
+            continue;
+          }
+          s.text = text;
+          showSuggestions(text, r.candidates);
+        } else {
+          closeSession();
+          const r = await api("POST", "v1/sessions", { text, top_k: TOP_K });
+          session = { id: r.session_id, text };
+          showSuggestions(text, r.candidates);
+        }
+        setError("suggestions", null);
+      }
+    } catch (err) {
+      setError("suggestions", err);
+      suggestions.replaceChildren();
+      suggestions.dataset.state = "error";
+      acceptWhenReady = false;
+    }
+  }
+
+  function closeSession(keepalive = false) {
+    if (!session) return;
+    const id = session.id;
+    session = null;
+    // Best effort: an unused session also expires on the server by itself.
+    fetch(`v1/sessions/${encodeURIComponent(id)}`, { method: "DELETE", headers: headers(false), keepalive })
+      .catch(() => {});
+  }
+
+  function insert(ch) {
+    const start = input.selectionStart;
+    input.setRangeText(ch, start, input.selectionEnd, "end");
+    input.focus();
+    edited();
+  }
+
+  // --- heat map -----------------------------------------------------------------------------------
+
+  function scheduleHeat(delay = HEAT_DELAY_MS) {
+    clearTimeout(heatTimer);
+    heatmap.dataset.state = "loading";
+    heatTimer = setTimeout(loadHeat, delay);
+  }
+
+  async function loadHeat() {
+    const text = input.value;
+    const seq = ++heatSeq;
+    if (!text) {
+      drawHeat(text, null);
+      setError("heat map", null);
+      return;
+    }
+    heatmap.setAttribute("aria-busy", "true");
+    try {
+      const r = await api("POST", "v1/surprisal", { text, top_k: ALTERNATIVES });
+      if (seq !== heatSeq) return; // a newer text is on its way
+      drawHeat(text, r);
+      setError("heat map", null);
+    } catch (err) {
+      if (seq !== heatSeq) return;
+      setError("heat map", err);
+      drawHeat(text, null); // no stale colours for a text the server refused
+      heatmap.dataset.state = "error";
+    } finally {
+      if (seq === heatSeq) heatmap.setAttribute("aria-busy", "false");
+    }
+  }
+
+  function drawHeat(text, r) {
+    heatChars = r ? r.characters : [];
+    active = Math.min(active, heatChars.length - 1);
+    const spans = heatChars.map((c, i) => {
+      const span = document.createElement("span");
+      const { background, text: fg } = colour(c.bits);
+      span.textContent = c.char === " " ? " " : visible(c.char); // a coloured space reads as a space
+      if (c.char === "\n") span.className = "nl"; // the ↵ stays visible and the line still breaks
+      span.dataset.bits = String(c.bits);
+      span.dataset.index = String(i);
+      span.style.backgroundColor = background;
+      span.style.color = fg;
+      if (i === active) span.classList.add("active");
+      return span;
+    });
+    heatmap.replaceChildren(...spans);
+    heatmap.dataset.state = "ready";
+    heatmap.dataset.text = text;
+    showDetail(active);
+    drawSummary(r);
+  }
+
+  function showDetail(i) {
+    if (i < 0 || i >= heatChars.length) {
+      detail.textContent = heatChars.length ? "Hover or focus a character for its bits." : "\u00a0";
+      return;
+    }
+    const c = heatChars[i];
+    const expected = c.alternatives.length
+      ? ` The model expected ${c.alternatives.map((a) => `${named(a.char)} ${percent(a.prob)}`).join(", ")}.`
+      : "";
+    detail.textContent =
+      `Character ${i + 1}: ${named(c.char)}, ${c.bits.toFixed(2)} bits (p = ${percent(2 ** -c.bits)}).${expected}`;
+  }
+
+  function setActive(i) {
+    const old = heatmap.querySelector(".active");
+    if (old) old.classList.remove("active");
+    active = i;
+    const span = heatmap.children[i];
+    if (span) {
+      span.classList.add("active");
+      span.scrollIntoView({ block: "nearest" });
+    }
+    showDetail(i);
+  }
+
+  function drawSummary(r) {
+    if (!r) {
+      summary.replaceChildren();
+      delete summary.dataset.bitsPerByte;
+      delete summary.dataset.bits;
+      return;
+    }
+    summary.dataset.bits = String(r.bits);
+    summary.dataset.bitsPerByte = String(r.bits_per_byte);
+    const line = document.createElement("p");
+    line.textContent =
+      `${r.chars} characters, ${r.bytes} bytes: ${r.bits.toFixed(1)} bits in total, ` +
+      `${r.bits_per_byte.toFixed(3)} bits/byte, ${(r.bits / r.chars).toFixed(3)} bits/character.`;
+    const table = document.createElement("table");
+    table.createCaption().textContent = "The same text through general-purpose compressors (smaller is better)";
+    const head = table.createTHead().insertRow();
+    for (const h of ["", "bytes", "bits/byte"]) {
+      const th = document.createElement("th");
+      th.scope = "col";
+      th.textContent = h;
+      head.append(th);
+    }
+    const rows = [["lnrnn (this model)", r.bits / 8, r.bits_per_byte]];
+    for (const [name, c] of Object.entries(r.compressors)) rows.push([name, c.bytes, c.bits_per_byte]);
+    const body = table.createTBody();
+    for (const [name, bytes, bpb] of rows) {
+      const tr = body.insertRow();
+      const th = document.createElement("th");
+      th.scope = "row";
+      th.textContent = name;
+      tr.append(th);
+      tr.insertCell().textContent = Number.isInteger(bytes) ? String(bytes) : bytes.toFixed(1);
+      tr.insertCell().textContent = bpb.toFixed(3);
+    }
+    summary.replaceChildren(line, table);
+  }
+
+  // --- model and key ------------------------------------------------------------------------------
+
+  async function loadModel() {
+    try {
+      const r = await api("GET", "v1/models");
+      const m = r.models[0];
+      $("model").textContent =
+        `Model ${m.name}: ${m.cell.toUpperCase()} ${m.layers}×${m.hidden}, ${m.precision}, ` +
+        `${m.valid_bpc == null ? "" : `validation ${m.valid_bpc.toFixed(3)} bits/byte, `}${m.provider}`;
+      setError("model", null);
+    } catch (err) {
+      setError("model", err);
+    }
+  }
+
+  function refresh() {
+    restart = true;
+    loadModel();
+    sync();
+    scheduleHeat(0);
+  }
+
+  // --- events -------------------------------------------------------------------------------------
+
+  function edited() {
+    hidden = false;
+    if (composing) return;
+    sync();
+    scheduleHeat();
+  }
+
+  input.addEventListener("input", edited);
+  input.addEventListener("compositionstart", () => {
+    composing = true;
+  });
+  input.addEventListener("compositionend", () => {
+    composing = false;
+    edited();
+  });
+
+  input.addEventListener("keydown", (e) => {
+    if (e.key === "Escape" && !hidden) {
+      hidden = true;
+      suggestions.replaceChildren();
+      return;
+    }
+    if (e.key !== "Tab" || e.shiftKey || e.altKey || e.ctrlKey || e.metaKey || hidden) return;
+    const atEnd = input.selectionStart === input.value.length && input.selectionEnd === input.value.length;
+    if (!atEnd) return; // the suggestions follow the end of the text; elsewhere Tab moves focus as usual
+    if (shown.text === input.value && shown.candidates.length) {
+      e.preventDefault();
+      insert(shown.candidates[0].char);
+    } else if (syncing) {
+      e.preventDefault();
+      acceptWhenReady = true; // suggestions for this text are on their way
+    }
+  });
+
+  heatmap.addEventListener("mouseover", (e) => {
+    const span = e.target.closest("span[data-index]");
+    if (span) showDetail(Number(span.dataset.index));
+  });
+  heatmap.addEventListener("mouseleave", () => showDetail(active));
+  heatmap.addEventListener("focus", () => {
+    if (active < 0 && heatChars.length) setActive(0);
+  });
+  heatmap.addEventListener("keydown", (e) => {
+    const last = heatChars.length - 1;
+    const moves = { ArrowRight: active + 1, ArrowLeft: active - 1, Home: 0, End: last };
+    if (!(e.key in moves) || last < 0) return;
+    e.preventDefault();
+    setActive(Math.max(0, Math.min(last, moves[e.key])));
+  });
+
+  keyField.value = apiKey;
+  $("key-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    apiKey = keyField.value.trim();
+    if (apiKey) sessionStorage.setItem(KEY_STORE, apiKey);
+    else sessionStorage.removeItem(KEY_STORE);
+    refresh();
+  });
+
+  window.addEventListener("pagehide", () => closeSession(true));
+
+  drawLegend();
+  refresh();
+})();
