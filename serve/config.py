@@ -69,6 +69,9 @@ class Settings(BaseSettings):
         description="most streams (rows) in one graph call shared by concurrent requests; 1 = no batching, "
         "every request runs its own calls",
     )
+    batch_lanes: int = Field(
+        0, ge=0, le=64, description="graph calls the batcher runs at once (one thread each); 0 = one per core"
+    )
     batch_wait_ms: float = Field(
         2.0,
         ge=0,

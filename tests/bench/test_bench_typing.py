@@ -41,5 +41,6 @@ def test_quick_typing_run(tmp_path: Path) -> None:
         assert r["errors"] == 0, (name, r["error_samples"])
         assert positive(r["p50_ms"]) and r["p50_ms"] <= r["p99_ms"], (name, r)
         assert positive(r["mean_ms"]), name
+    assert positive(res["in_process"]["feed_p50_ms"]) and positive(res["in_process"]["decode_p50_ms"])
     # the session and /v1/predict see the same contexts: identical candidates (row-wise exact numerics)
     assert res["same_candidates"] == res["typed_chars"]
