@@ -224,6 +224,160 @@ def serving(res: dict[str, Any]) -> list[str]:
     ]
 
 
+def int8_choices(res: dict[str, Any]) -> list[str]:
+    c = res["int8_choices"]
+    rows = {r["variant"]: r for r in c["rows"]}
+    plan = c["plan"]
+    table_rows = [
+        [
+            r["variant"] + (" (**served**)" if r["variant"] == c["shipped"] else ""),
+            f"{r['bpc']:.4f}",
+            f"{r['bpc_delta']:+.4f}",
+            f"{r['chunk_delta_nats']:.3g}",
+            f"{r['batch_delta_nats']:.3g}",
+            f"{r['us_per_byte_b1']:.1f}",
+            f"{r['us_per_byte_b32']:.1f}",
+            f"{r['t1_us_b1']:.0f}",
+            f"{fmt(r['t1_us_b32'], 0)}",
+            f"{r['file_bytes'] / 1e6:.2f}",
+        ]
+        for r in c["rows"]
+    ]
+    out = [
+        "### int8 choices (`bench/int8_choices.py`)",
+        "",
+        f"Ways to run the sequence graph of {c['model']} on the CPU, ORT intra-op threads "
+        f"{c['ort_threads']}, every variant built from the fp32 file in the same run. BPC on the first "
+        f"{plan['text_bytes']:,} bytes of the {c['text'].split(',')[0]}, BOS + bytes in chunks of 512 from "
+        f"the initial state. Chunk Δ: largest per-byte |Δ log-prob| (nats) between chunks of 512 and "
+        f"chunks of 7 on the first {plan['cut_bytes']:,} bytes; batch Δ: the same between "
+        f"{plan['batch_rows']} distinct {plan['row_bytes']:,}-byte texts as one batch and each alone. "
+        f"Speed: medians of {plan['runs']} calls; batch 32 = one [32, {plan['b32_steps']}] call, per "
+        "stream-byte. Calibrated scales: calibrated on "
+        f"{c['calibration']}. Load average (1 min) per row in the JSON.",
+        "",
+        *table(
+            [
+                "variant",
+                "BPC",
+                "Δ BPC",
+                "chunk Δ (nats)",
+                "batch Δ (nats)",
+                "µs/byte B=1",
+                "µs/byte B=32",
+                "T=1 call B=1 µs",
+                "T=1 call B=32 µs",
+                "file MB",
+            ],
+            table_rows,
+        ),
+        "",
+    ]
+    if {c["shipped"], "fp32", "dynamic int8"} <= rows.keys():
+        out += [_int8_choice(rows[c["shipped"]], rows["dynamic int8"], rows["fp32"], rows), ""]
+    return out
+
+
+def _int8_choice(s: dict[str, Any], d: dict[str, Any], f: dict[str, Any], rows: dict[str, Any]) -> str:
+    """Why the served int8 scheme, in this run's numbers."""
+    calibrated = rows.get("int8 calibrated scales")
+    also = f" (calibrated scales: {calibrated['bpc_delta']:+.4f})" if calibrated else ""
+    return (
+        f"The server keeps **{s['variant']}** (what `lnrnn export --quantize int8` writes) because it is "
+        f"row-wise exact: chunk Δ {s['chunk_delta_nats']:.3g} and batch Δ {s['batch_delta_nats']:.3g} nats, "
+        f"against {d['chunk_delta_nats']:.3g} and {d['batch_delta_nats']:.3g} for dynamic int8, whose one "
+        f"scale per call mixes rows and chunks. Speed: {s['us_per_byte_b1']:.1f} µs/byte at batch 1 and "
+        f"{s['us_per_byte_b32']:.1f} at batch 32 (dynamic int8 {d['us_per_byte_b1']:.1f} / "
+        f"{d['us_per_byte_b32']:.1f}, fp32 {f['us_per_byte_b1']:.1f} / {f['us_per_byte_b32']:.1f}); "
+        f"size {s['file_bytes'] / 1e6:.2f} MB (dynamic int8 {d['file_bytes'] / 1e6:.2f}, fp32 "
+        f"{f['file_bytes'] / 1e6:.2f}); BPC {s['bpc_delta']:+.4f} vs fp32{also}."
+    )
+
+
+def typing_section(res: dict[str, Any]) -> list[str]:
+    t = res["typing"]
+    rows = [
+        (f"session create ({t['context_bytes']}-byte context)", t["session"]["create"]),
+        ("session append (1 character)", t["session"]["append"]),
+        ("/v1/predict, context so far (prefix cache)", t["stateless"]["predict"]),
+        (f"/v1/predict, distinct {t['context_bytes']}-byte contexts (uncached)", t["uncached_predict"]),
+        ("GET /health/live (HTTP floor: no model)", t["http_floor"]),
+    ]
+    load, own = t["load_1min"], t["in_process"]
+    return [
+        "### Typing (`bench/typing_latency.py`)",
+        "",
+        f"Model: {t['model']}, `lnrnn serve` defaults. One client ({t['client']}) types "
+        f"{t['typed_chars']:,} characters of the Tiny Shakespeare validation split after a "
+        f"{t['context_bytes']}-byte context, top_k {t['top_k']}: through a session (one append per "
+        "character) and through stateless /v1/predict with the whole context so far. Both listed the same "
+        f"candidates at {t['same_candidates']:,} of {t['typed_chars']:,} characters. Load average (1 min) "
+        f"{load[0]:.2f} at start, {load[1]:.2f} at end. In process, without HTTP ({own['served']}), one "
+        f"character's T=1 feed takes p50 {own['feed_p50_ms']:.2f} ms and the top-{t['top_k']} decoding "
+        f"{own['decode_p50_ms']:.2f} ms.",
+        "",
+        *table(
+            ["request", "n", "p50 ms", "p99 ms", "mean ms", "max ms", "errors"],
+            [
+                [
+                    name,
+                    r["requests"],
+                    f"{r['p50_ms']:.2f}",
+                    f"{r['p99_ms']:.2f}",
+                    f"{r['mean_ms']:.2f}",
+                    f"{r['max_ms']:.1f}",
+                    r["errors"],
+                ]
+                for name, r in rows
+            ],
+        ),
+        "",
+    ]
+
+
+def batching(res: dict[str, Any]) -> list[str]:
+    b = res["batching"]
+    su, ra = b["summary"], b["ratios"]
+    loads = ", ".join(f"{x:.2f}" for x in b["load_1min"])
+    rows = [
+        [
+            mode,
+            f"{m['predict_1_client_p50_ms']:.1f}",
+            f"{m['predict_32_req_per_s']:.1f}",
+            f"{m['predict_32_p50_ms']:.0f} / {m['predict_32_p99_ms']:.0f}",
+            f"{m['score_32_bytes_per_s'] / 1e3:.1f}",
+            m["errors"],
+        ]
+        for mode, m in su.items()
+    ]
+    return [
+        "### Cross-request batching (`bench/batching.py`)",
+        "",
+        f"Model: {b['model']}, default precision. The same server with its defaults (batched: up to 32 "
+        "streams per call) and with `LNRNN_BATCH_STREAMS=1` (each request runs its own calls, 4 at once), "
+        f"alternated {b['rounds']} times in this run; medians. The load generator runs as its own process "
+        f"on the same 2 cores. Load average (1 min) before each server: {loads}.",
+        "",
+        *table(
+            [
+                "server",
+                "1 client p50 ms",
+                "32 clients predict/s",
+                "p50 / p99 ms",
+                "32 x 10 kB kB/s",
+                "errors",
+            ],
+            rows,
+        ),
+        "",
+        f"Ratios, batched / unbatched: predict at 32 clients **{ra['predict_32_req_per_s']:.2f}x**, "
+        f"10 kB scores at 32 clients **{ra['score_32_bytes_per_s']:.2f}x**, 1-client p50 "
+        f"{ra['predict_1_client_p50']:.2f}x; batched p99 / p50 at 32 clients "
+        f"{ra['batched_p99_over_p50']:.2f}.",
+        "",
+    ]
+
+
 def footprint(res: dict[str, Any]) -> list[str]:
     f = res["footprint"]
     v = f["serve_venv"]
@@ -302,13 +456,18 @@ def render(res: dict[str, Any]) -> str:
     out = header(res) + targets(res)
     for name, fn in (
         ("scoring", scoring),
+        ("int8_choices", int8_choices),
         ("serving", serving),
+        ("typing", typing_section),
+        ("batching", batching),
         ("footprint", footprint),
         ("compression", compression),
         ("training", training),
     ):
-        if "error" in res.get(name, {"error": "not run"}):
-            out += [f"## {name}", "", f"Failed: `{res.get(name, {}).get('error', 'not run')}`", ""]
+        if name not in res:
+            out += [f"## {name}", "", "Not measured in this mode (the full run measures it).", ""]
+        elif "error" in res[name]:
+            out += [f"## {name}", "", f"Failed: `{res[name]['error']}`", ""]
         else:
             out += fn(res)
     return "\n".join(out).rstrip() + "\n"

@@ -1,7 +1,7 @@
 """One benchmark run: every measurement of the issue, side by side, written as JSON and markdown.
 
-python -m bench.run                       # full: bench/results.json + BENCHMARKS.md (~15 min)
-python -m bench.run --quick --out PATH    # reduced (< 3 min): PATH (JSON) + PATH with .md
+python -m bench.run                       # full: bench/results.json + BENCHMARKS.md (~20 min)
+python -m bench.run --quick --out PATH    # reduced (~5 min): PATH (JSON) + PATH with .md
 """
 
 from __future__ import annotations
@@ -17,7 +17,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench import compression, footprint, profile_scan, report, roofline, scoring, serving, targets
+from bench import (
+    batching,
+    compression,
+    footprint,
+    int8_choices,
+    profile_scan,
+    report,
+    roofline,
+    scoring,
+    serving,
+    targets,
+    typing_latency,
+)
 from bench.common import REPO, machine
 from bench.corpora import VALIDATION_SPLITS
 from bench.cost import roofline_row
@@ -55,11 +67,19 @@ def sections(quick: bool, tmp: Path) -> list[tuple[str, Callable[[], dict[str, A
             "budget_s": 1.0,
         }
     )
+    full_only: list[tuple[str, Callable[[], dict[str, Any]]]] = [
+        # tested on their own (tests/bench, tests/export): kept out of the quick run CI makes
+        ("int8_choices", lambda: int8_choices.measure(quick)),
+        ("typing", lambda: typing_latency.measure(text, quick)),
+    ]
     return [
         ("roofline", lambda: roofline.measure(quick)),
         ("scoring", lambda: scoring.measure(text[: 20_000 if quick else 100_000], tmp, **scoring_kw)),
         ("profile", lambda: profile_scan.measure(text, tmp, steps=500 if quick else 2000)),
+        *([] if quick else full_only[:1]),
         ("serving", lambda: serving.measure(text, quick)),
+        *([] if quick else full_only[1:]),
+        ("batching", lambda: batching.measure(text, quick)),
         ("footprint", lambda: footprint.measure(quick)),
         ("compression", lambda: compression.measure(quick)),
         ("training", lambda: training(quick)),
@@ -68,7 +88,7 @@ def sections(quick: bool, tmp: Path) -> list[tuple[str, Callable[[], dict[str, A
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="reduced run (< 3 min), not for BENCHMARKS.md")
+    parser.add_argument("--quick", action="store_true", help="reduced run (~5 min), not for BENCHMARKS.md")
     parser.add_argument(
         "--out", type=Path, default=None, help="JSON path (default bench/results[-quick].json)"
     )

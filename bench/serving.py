@@ -67,13 +67,22 @@ def rss_mib(pid: int) -> dict[str, float]:
 
 
 @contextlib.contextmanager
-def running_server(model: Path, log_path: Path, timeout: float = 60.0) -> Iterator[tuple[str, int, float]]:
-    """Start the server; yield (base URL, pid, seconds from spawn to /health/ready == 200); stop it."""
+def running_server(
+    model: Path, log_path: Path, timeout: float = 60.0, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, int, float]]:
+    """Start the server (``env``: extra LNRNN_* settings); yield (base URL, pid, seconds from spawn to
+    /health/ready == 200); stop it."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with open(log_path, "ab") as log:
         start = time.perf_counter()
-        proc = subprocess.Popen(server_argv(model, port), stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+        proc = subprocess.Popen(
+            server_argv(model, port),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env={**os.environ, **(env or {})},
+        )
     try:
         with httpx.Client(timeout=1.0) as client:
             while True:

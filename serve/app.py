@@ -10,7 +10,7 @@ from fastapi import Depends, FastAPI
 
 from lnrnn import __version__
 from lnrnn.serve import health, page, routes, session_routes
-from lnrnn.serve.batcher import BATCH_SLICE_TOKENS, BatchedScorer, Batcher
+from lnrnn.serve.batcher import BatchedScorer, Batcher
 from lnrnn.serve.config import Settings, get_settings
 from lnrnn.serve.errors import add_exception_handlers
 from lnrnn.serve.gate import InferenceGate
@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
                     loaded.sequence_session,
                     max_streams=settings.batch_streams,
                     wait_s=settings.batch_wait_ms / 1000,
-                    chunk_tokens=min(loaded.chunk_tokens, BATCH_SLICE_TOKENS),
+                    chunk_tokens=loaded.chunk_tokens,
                     lanes=settings.batch_lanes,
                     metrics=metrics,
                     busy_requests=lambda: gate.running,

@@ -87,7 +87,8 @@ class Batcher:
             ThreadPoolExecutor(self.lanes, thread_name_prefix="lnrnn-lane") if self.lanes > 1 else None
         )
         self.wait_s = wait_s
-        self.chunk_tokens = chunk_tokens
+        self.chunk_tokens = chunk_tokens  # a request alone: the scorer's chunks
+        self.slice_tokens = min(chunk_tokens, BATCH_SLICE_TOKENS)  # shared calls
         self.metrics = metrics
         self.busy_requests = busy_requests  # requests being served now, submitted or not
         self._graph = Scorer(sequence, np.zeros((1, 1), np.float32))  # its guarded ``sequence`` call only
@@ -124,9 +125,9 @@ class Batcher:
         """Run calls here while nobody else wants the model; returns what is unfinished when others came."""
         pending = list(streams)
         while pending:
-            for group in self._groups(pending, lanes=1):
+            for group in self._groups(pending, lanes=1, size=self.chunk_tokens):
                 checkpoint()  # this request's deadline, as in the unbatched scorer
-                self._run(group)
+                self._run(group, self.chunk_tokens)
             for stream in pending:
                 if stream.error is not None:
                     raise stream.error
@@ -196,9 +197,9 @@ class Batcher:
         calls = self._groups(active)
         if self._pool is None or len(calls) <= 1:
             for group in calls:
-                self._run(group)
+                self._run(group, self.slice_tokens)
         else:
-            list(self._pool.map(self._run, calls))
+            list(self._pool.map(lambda group: self._run(group, self.slice_tokens), calls))
 
     def _dropped(self, stream: Stream) -> bool:
         if stream.cancel is not None and stream.cancel.is_set():
@@ -207,12 +208,12 @@ class Batcher:
             return True
         return False
 
-    def _groups(self, active: Sequence[Stream], lanes: int = 0) -> list[list[Stream]]:
+    def _groups(self, active: Sequence[Stream], lanes: int = 0, size: int = 0) -> list[list[Stream]]:
         """Streams with the same next slice length, at most ``max_streams`` per call; biggest first."""
-        lanes = lanes or self.lanes
+        lanes, size = lanes or self.lanes, size or self.slice_tokens
         by_length: dict[int, list[Stream]] = {}
         for stream in active:
-            by_length.setdefault(min(stream.left, self.chunk_tokens), []).append(stream)
+            by_length.setdefault(min(stream.left, size), []).append(stream)
         groups = [
             members[i : i + self.max_streams]
             for members in by_length.values()
@@ -226,8 +227,8 @@ class Batcher:
             groups.sort(key=len, reverse=True)
         return groups
 
-    def _run(self, group: list[Stream]) -> None:
-        size = min(group[0].left, self.chunk_tokens)
+    def _run(self, group: list[Stream], most: int) -> None:
+        size = min(group[0].left, most)  # the same for every stream of a group (see _groups)
         tokens = np.stack([s.tokens[s.pos : s.pos + size] for s in group])
         state = np.concatenate([s.state for s in group], axis=1)
         now = time.monotonic()

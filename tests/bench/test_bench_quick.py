@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-SECTIONS = ("roofline", "scoring", "profile", "serving", "footprint", "compression", "training")
+SECTIONS = ("roofline", "scoring", "profile", "serving", "batching", "footprint", "compression", "training")
 
 
 def positive(value: Any) -> bool:

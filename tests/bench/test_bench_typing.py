@@ -1,4 +1,4 @@
-"""`bench.typing.measure` in quick mode against a real `lnrnn serve` of a tiny random model.
+"""`bench.typing_latency.measure` in quick mode against a real `lnrnn serve` of a tiny random model.
 
 No timing assertions: every request got its 2xx, the numbers exist and p50 <= p99.
 """
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench import typing as typing_bench
+from bench import typing_latency
 from bench.corpora import VALIDATION_SPLITS
 from lnrnn.export.api import export_model
 from lnrnn.train.model import ByteLM, ModelConfig
@@ -26,7 +26,9 @@ def test_quick_typing_run(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = tmp_path / "tiny"
     export_model(ByteLM(ModelConfig(cell="gru", hidden=32, layers=1)), model, train_data="random (test)")
-    res = typing_bench.measure(VALIDATION_SPLITS[0].read(20_000), quick=True, model=model, log=lambda _: None)
+    res = typing_latency.measure(
+        VALIDATION_SPLITS[0].read(20_000), quick=True, model=model, log=lambda _: None
+    )
 
     assert res["errors"] == 0
     assert res["session"]["total_bytes_ok"] is True
