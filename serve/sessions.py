@@ -1,10 +1,11 @@
 """Server-held sessions: a text's recurrent state kept between calls, so appending costs only the new bytes.
 
 A session holds the state after its text ([L, 1, S] floats), the next byte's log-probs (257 floats) and its
-totals: 4 x (L x S + 257) bytes of arrays plus ~1 kB of Python objects (the default 2x448 GRU: ~4.6 kB + 1
-kB). The store is bounded twice: a session idle for ``ttl_s`` is deleted, and when ``max_sessions`` are
-open a new one evicts the least recently used *idle* session; if every session is busy (an append is
-running) the new one is refused with 429 rather than cutting a running append short.
+totals: 4 x (L x S + 257) bytes of arrays plus Python objects; for the default 2x448 GRU tracemalloc counts
+5.3 kB per session (1000 sessions: 5.3 MB). The store is bounded twice: a session idle for ``ttl_s`` is
+deleted, and when ``max_sessions`` are open a new one evicts the least recently used *idle* session; if
+every session is busy (an append is running) the new one is refused with 429 rather than cutting a running
+append short.
 
 Ids are 128 random bits (``secrets.token_urlsafe(16)``): unguessable, so one client cannot read or advance
 another's session. The store lives on the event loop (one thread); appends to one session are serialised
@@ -45,7 +46,7 @@ class Session:
         return self.lock.locked()
 
     def advance(self, state: np.ndarray, last: np.ndarray, n_bytes: int, nats: float) -> None:
-        self.state, self.last = state, last
+        self.state, self.last = state.copy(), last.copy()  # copies: a view would keep a whole batch alive
         self.total_bytes += n_bytes
         self.total_nats += nats
 
@@ -99,7 +100,8 @@ class SessionStore:
     def add(self, state: np.ndarray, last: np.ndarray, n_bytes: int, nats: float) -> Session:
         self.make_room()
         now = self.clock()
-        session = Session(secrets.token_urlsafe(ID_BYTES), state, last, n_bytes, nats, now, now)
+        sid = secrets.token_urlsafe(ID_BYTES)
+        session = Session(sid, state.copy(), last.copy(), n_bytes, nats, now, now)  # copies: see advance
         self._sessions[session.id] = session
         if self.metrics is not None:
             self.metrics.sessions_open.set(len(self._sessions))
