@@ -149,13 +149,8 @@ class Scorer:
         Every token after the first is paid for; the first too when ``last`` ([V] or [B, V], the log-probs
         before it) is given. Chunks of ``chunk_tokens``, the last one as long as what is left.
         """
-        rows = np.atleast_2d(np.asarray(tokens, dtype=np.int64))
+        rows, prev = feed_rows(tokens, state, last)
         batch, n = rows.shape
-        if n < 1:
-            raise ValueError("nothing to feed: at least one token is needed (T >= 1)")
-        if state.ndim != 3 or state.shape[1] != batch:
-            raise ValueError(f"state must be [L, B, S] with B = {batch}, got {state.shape}")
-        prev = None if last is None else np.atleast_2d(last)
         pieces: list[np.ndarray] = []
         total = np.zeros(batch, dtype=np.float64)
         column = np.arange(batch)
@@ -196,6 +191,18 @@ class Scorer:
                 state = fed.state[:, row : row + 1]
                 results[i] = Scored(length, float(fed.nats[row]), byte_nats, fed.last[row], state)
         return [results[i] for i in range(len(texts))]
+
+
+def feed_rows(
+    tokens: np.ndarray, state: np.ndarray, last: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``feed``'s arguments checked and shaped: tokens int64 [B, n >= 1], ``last`` [B, V] or None."""
+    rows = np.atleast_2d(np.asarray(tokens, dtype=np.int64))
+    if rows.shape[1] < 1:
+        raise ValueError("nothing to feed: at least one token is needed (T >= 1)")
+    if state.ndim != 3 or state.shape[1] != rows.shape[0]:
+        raise ValueError(f"state must be [L, B, S] with B = {rows.shape[0]}, got {state.shape}")
+    return rows, None if last is None else np.atleast_2d(last)
 
 
 def _f32(state: np.ndarray) -> np.ndarray:

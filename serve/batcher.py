@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lnrnn.scorer import Fed, GraphSession, Scored, Scorer, document_array
+from lnrnn.scorer import Fed, GraphSession, Scored, Scorer, document_array, feed_rows
 from lnrnn.serve.cancel import Cancelled, checkpoint, current_event
 from lnrnn.serve.metrics import Metrics
 
@@ -271,13 +271,8 @@ class BatchedScorer(Scorer):
         per_token: bool = False,
         progress: Callable[[int], None] | None = None,
     ) -> Fed:
-        rows = np.atleast_2d(np.asarray(tokens, dtype=np.int64))
+        rows, prev = feed_rows(tokens, state, last)
         batch, n = rows.shape
-        if n < 1:
-            raise ValueError("nothing to feed: at least one token is needed (T >= 1)")
-        if state.ndim != 3 or state.shape[1] != batch:
-            raise ValueError(f"state must be [L, B, S] with B = {batch}, got {state.shape}")
-        prev = None if last is None else np.atleast_2d(last)
         cancel, now = current_event(), time.monotonic()
         streams = [
             Stream(rows[i], state[:, i : i + 1], None if prev is None else prev[i], cancel, now)
