@@ -35,9 +35,12 @@ def measures() -> dict[str, Any]:
 def main() -> int:
     known = measures()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sections", nargs="*", choices=sorted(known), help="sections to re-measure")
+    parser.add_argument("sections", nargs="*", help=f"sections to re-measure: {', '.join(sorted(known))}")
     parser.add_argument("--render-only", action="store_true", help="only recompute targets and markdown")
     args = parser.parse_args()
+    unknown = sorted(set(args.sections) - set(known))
+    if unknown:
+        parser.error(f"unknown sections {', '.join(unknown)}; choose from {', '.join(sorted(known))}")
     res = json.loads(RESULTS.read_text(encoding="utf-8"))
     for name in [] if args.render_only else args.sections:
         start, load = time.perf_counter(), os.getloadavg()[0]
