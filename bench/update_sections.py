@@ -16,7 +16,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from bench import batching, int8_choices, report, targets, typing_latency
+from bench import batching, int8_choices, report, serving, targets, typing_latency
 from bench.common import REPO
 from bench.corpora import VALIDATION_SPLITS
 
@@ -29,6 +29,7 @@ def measures() -> dict[str, Any]:
         "int8_choices": lambda: int8_choices.measure(False),
         "typing": lambda: typing_latency.measure(text, False),
         "batching": lambda: batching.measure(text, False),
+        "serving": lambda: serving.measure(text, False),
     }
 
 
