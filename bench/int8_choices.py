@@ -20,12 +20,10 @@ one batch and each alone (does it depend on the other rows?), speed at batch 1 a
 
 from __future__ import annotations
 
-import logging
 import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -67,33 +65,8 @@ QUICK = Plan(text_bytes=20_000, cut_bytes=5_000, row_bytes=1_000, b32_steps=128,
 # --- building the variants ------------------------------------------------------------------------
 
 
-@contextmanager
-def _quiet() -> Iterator[None]:
-    """ORT's quantization tools log pre-processing hints at WARNING on the root logger."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        root.setLevel(level)
-
-
-def _dynamic(src: Path, dst: Path, ops: list[str]) -> None:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    with _quiet():
-        quantize_dynamic(
-            src,
-            dst,
-            op_types_to_quantize=ops,
-            weight_type=QuantType.QInt8,
-            extra_options={"EnableSubgraph": True},
-        )
-
-
 def build_dynamic(src: Path, dst: Path) -> None:
-    _dynamic(src, dst, ["MatMul", "Gather"])
+    quantize.quantize_dynamic_file(src, dst, ["MatMul", "Gather"])
 
 
 def build_nbits(src: Path, dst: Path, block: int) -> None:
@@ -103,9 +76,9 @@ def build_nbits(src: Path, dst: Path, block: int) -> None:
     )
 
     gathered = dst.with_name(dst.name + ".gather")  # Gather tables weight-only first: NBits skips them
-    _dynamic(src, gathered, ["Gather"])
+    quantize.quantize_dynamic_file(src, gathered, ["Gather"])
     config = DefaultWeightOnlyQuantConfig(block_size=block, is_symmetric=True, accuracy_level=4, bits=8)
-    with _quiet():
+    with quantize.quiet_root_logger():
         quantizer = MatMulNBitsQuantizer(onnx.load(str(gathered)), algo_config=config)
         quantizer.process()
     gathered.unlink()

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import onnx
@@ -41,30 +43,37 @@ def quantize_file(src: Path, dst: Path) -> None:
     """Write the int8 ``src`` to ``dst``: int8 weights, activations quantized row by row (rowwise.py)."""
     dynamic = dst.with_name(dst.name + ".dynamic")
     try:
-        _quantize_dynamic(src, dynamic)
+        quantize_dynamic_file(src, dynamic)
         model = onnx.load(str(dynamic))
     finally:
         dynamic.unlink(missing_ok=True)
     onnx.save(rowwise.make_rowwise(model), str(dst))
 
 
-def _quantize_dynamic(src: Path, dst: Path) -> None:
-    """ONNX Runtime's dynamic quantization: the graph that calibration then makes row-wise."""
+@contextmanager
+def quiet_root_logger() -> Iterator[None]:
+    """ORT's quantization tools log pre-processing hints at WARNING on the root logger."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def quantize_dynamic_file(src: Path, dst: Path, ops: Sequence[str] = QUANT_OPS) -> None:
+    """ONNX Runtime's dynamic quantization of ``ops`` (Scan bodies too): the graph rowwise.py rewrites."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quant_logger = logging.getLogger()
-    level = quant_logger.level
-    quant_logger.setLevel(logging.ERROR)  # quantize_dynamic logs a pre-processing hint at WARNING
-    try:
+    with quiet_root_logger():
         quantize_dynamic(
             src,
             dst,
-            op_types_to_quantize=QUANT_OPS,
+            op_types_to_quantize=list(ops),
             weight_type=QuantType.QInt8,
             extra_options={"EnableSubgraph": True},
         )
-    finally:
-        quant_logger.setLevel(level)
 
 
 def op_counts(model: onnx.ModelProto) -> dict[str, dict[str, int]]:

@@ -9,7 +9,7 @@ import numpy as np
 from lnrnn.serve.runtime import Runtime
 from lnrnn.serve.utf8 import char_length, next_mask, next_range
 
-MAX_EXPAND = 256  # prefixes expanded per batched step call
+MAX_EXPAND = 256  # prefixes expanded per batched T = 1 call
 
 
 def probabilities(logprobs: np.ndarray, temperature: float) -> np.ndarray:
