@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -89,14 +90,19 @@ class BodyTooLarge(StarletteHTTPException):
         super().__init__(413, f"request body exceeds {limit} bytes; send less text (LNRNN_MAX_TEXT_BYTES)")
 
 
-def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
+V2_PREFIX = "/v2"  # the Open Inference Protocol's clients read a plain string: {"error": "<message>"}
+
+
+def error_body(code: str, message: str, path: str = "") -> dict[str, Any]:
+    if path == V2_PREFIX or path.startswith(V2_PREFIX + "/"):
+        return {"error": message}
     return {"error": {"code": code, "message": message}}
 
 
 def error_response(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None
+    status: int, code: str, message: str, headers: dict[str, str] | None = None, path: str = ""
 ) -> JSONResponse:
-    return JSONResponse(error_body(code, message), status_code=status, headers=headers)
+    return JSONResponse(error_body(code, message, path), status_code=status, headers=headers)
 
 
 def _parse_failure(exc: BaseException) -> str:
@@ -127,13 +133,13 @@ def _validation_message(err: RequestValidationError) -> str:
 def add_exception_handlers(app: FastAPI) -> None:
     """Register every handler: domain errors, validation (422), HTTP errors (400, 404, 405, 413), else 500."""
 
-    async def api_error(_: Request, exc: Exception) -> JSONResponse:
+    async def api_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
-        return error_response(exc.status, exc.code, exc.message, exc.headers)
+        return error_response(exc.status, exc.code, exc.message, exc.headers, request.url.path)
 
-    async def validation_error(_: Request, exc: Exception) -> JSONResponse:
+    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        return error_response(422, "invalid_request", _validation_message(exc))
+        return error_response(422, "invalid_request", _validation_message(exc), path=request.url.path)
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
@@ -147,11 +153,13 @@ def add_exception_handlers(app: FastAPI) -> None:
         elif exc.status_code == 405:
             allowed = (exc.headers or {}).get("Allow", "")
             message = f"{where} is not allowed; use {allowed or 'another method'}"
-        return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=exc.headers)
+        body = error_body(code, message, request.url.path)
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
-    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)
-        return error_response(500, "internal_error", "internal server error; see the server log")
+        message = "internal server error; see the server log"
+        return error_response(500, "internal_error", message, path=request.url.path)
 
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(RequestValidationError, validation_error)

@@ -37,7 +37,8 @@ class GuardMiddleware:
             declared = _content_length(scope)
             if declared is not None and declared > limit:
                 message = f"request body is {declared} bytes, over the {limit}-byte limit; send less text"
-                await error_response(413, "payload_too_large", message)(scope, receive, send_status)
+                response = error_response(413, "payload_too_large", message, path=scope["path"])
+                await response(scope, receive, send_status)
                 return
             received = 0
 

@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from lnrnn.serve.errors import Unauthorized, error_response
 
 PROTECTED_PREFIX = "/v1/"  # health, metrics and docs stay open: probes and scrapers carry no key
+V2_OPEN_PREFIX = "/v2/health/"  # the v2 routes are protected like /v1, except their health probes
 bearer_scheme = HTTPBearer(
     auto_error=False, description="LNRNN_API_KEY; checked before the body is read (401 otherwise)"
 )
@@ -26,20 +27,28 @@ def bearer_token(headers: list[tuple[bytes, bytes]]) -> str | None:
     return None
 
 
+def protected(path: str) -> bool:
+    """Does ``path`` need the API key? /v1/* and /v2, /v2/* except the v2 health probes."""
+    v2 = path == "/v2" or (path.startswith("/v2/") and not path.startswith(V2_OPEN_PREFIX))
+    return path.startswith(PROTECTED_PREFIX) or v2
+
+
 class ApiKeyMiddleware:
-    """401 ``unauthorized`` for a /v1 request without the right bearer token (constant-time compare)."""
+    """401 ``unauthorized`` for a protected request without the right bearer token (constant-time compare)."""
 
     def __init__(self, app: ASGIApp, api_key: str) -> None:
         self.app = app
         self.key = api_key.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(PROTECTED_PREFIX):
+        if scope["type"] == "http" and protected(scope["path"]):
             token = bearer_token(scope["headers"])
             if token is None or not hmac.compare_digest(token.encode(), self.key):
                 reason = "missing or not a Bearer token" if token is None else "wrong API key"
                 message = f"{reason}: send `Authorization: Bearer <LNRNN_API_KEY>`"
-                response = error_response(401, Unauthorized.code, message, Unauthorized.headers)
+                response = error_response(
+                    401, Unauthorized.code, message, Unauthorized.headers, scope["path"]
+                )
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)

@@ -97,15 +97,25 @@ class SessionStore:
             )
         self._drop(idle.id, "lru")
 
-    def add(self, state: np.ndarray, last: np.ndarray, n_bytes: int, nats: float) -> Session:
+    def add(
+        self, state: np.ndarray, last: np.ndarray, n_bytes: int, nats: float, *, session_id: str | None = None
+    ) -> Session:
+        """A new session; ``session_id`` None = 128 random bits (a v2 sequence brings its own id)."""
         self.make_room()
         now = self.clock()
-        sid = secrets.token_urlsafe(ID_BYTES)
+        sid = session_id if session_id is not None else secrets.token_urlsafe(ID_BYTES)
+        if sid in self._sessions:
+            self._drop(sid, None)
         session = Session(sid, state.copy(), last.copy(), n_bytes, nats, now, now)  # copies: see advance
         self._sessions[session.id] = session
         if self.metrics is not None:
             self.metrics.sessions_open.set(len(self._sessions))
         return session
+
+    def peek(self, session_id: str) -> Session | None:
+        """The session if it is open, without marking it used or raising."""
+        self.sweep()
+        return self._sessions.get(session_id)
 
     def get(self, session_id: str, *, touch: bool = True) -> Session:
         """The session (marked as just used unless ``touch`` is false); 404 if unknown, deleted, evicted or
