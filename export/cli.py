@@ -63,6 +63,34 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     quant.set_defaults(handler=run_quantize)
 
+    triton = sub.add_parser(
+        "export-triton",
+        help="write a Triton Inference Server model repository from an exported model directory",
+        description=(
+            "Write REPO/<name>_step (the step graph with batch-first state, for Triton's sequence batcher "
+            "with implicit state) and REPO/<name>_sequence (whole-text scoring, dynamic batching), each "
+            "with config.pbtxt and 1/model.onnx. Replaces those two directories. Exits 2 on bad input."
+        ),
+    )
+    triton.add_argument(
+        "model", metavar="MODEL_DIR", type=Path, help="model directory written by `lnrnn export`"
+    )
+    triton.add_argument("--out", metavar="REPO", type=Path, required=True, help="model repository directory")
+    triton.add_argument("--name", default="lnrnn", help="model name prefix (default lnrnn)")
+    triton.add_argument(
+        "--precision",
+        choices=("fp32", "int8"),
+        default="fp32",
+        help="which graphs: fp32 (default; GPUs) or int8 (CPU instances; needs the int8 files)",
+    )
+    triton.add_argument(
+        "--max-batch-size",
+        type=int,
+        default=64,
+        help="Triton max_batch_size: sequences per batch (default 64)",
+    )
+    triton.set_defaults(handler=run_export_triton)
+
 
 def run_export(args: argparse.Namespace) -> int:
     from lnrnn.export.api import export_run
@@ -114,3 +142,16 @@ def run_quantize(args: argparse.Namespace) -> int:
     print("\n".join(lines))
     print(f"int8 ({section['scheme']}): {'kept' if section['kept'] else 'not kept'}")
     return 0 if section["kept"] else 1
+
+
+def run_export_triton(args: argparse.Namespace) -> int:
+    from lnrnn.export.triton import export_triton, run_command
+
+    repo = export_triton(
+        args.model, args.out, name=args.name, precision=args.precision, max_batch_size=args.max_batch_size
+    )
+    print(f"wrote {repo.step} (sequence batcher, implicit state) and {repo.sequence} to {repo.root}")
+    for path, size in repo.files.items():
+        print(f"  {path}  {size:,} bytes")
+    print(f"serve it (not runnable here: no Triton engine) with:\n  {run_command(repo.root)}")
+    return 0
