@@ -18,13 +18,11 @@ import onnx
 from lnrnn.bpc import bits_per_byte
 from lnrnn.contract import (
     SEQUENCE_FILE,
-    SEQUENCE_INPUTS,
+    SEQUENCE_GRAPH,
     SEQUENCE_INT8_FILE,
-    SEQUENCE_OUTPUTS,
     STEP_FILE,
-    STEP_INPUTS,
+    STEP_GRAPH,
     STEP_INT8_FILE,
-    STEP_OUTPUTS,
     ArtifactMetadata,
 )
 from lnrnn.export import quantize as q
@@ -55,8 +53,8 @@ def quantize_dir(
     for src, dst, _ in pairs:
         q.quantize_file(out / src, out / dst)
     check = Verification()  # int8 structure checks are reported, but a big delta is not an export failure
-    check_graph(check, out / STEP_INT8_FILE, STEP_INPUTS, STEP_OUTPUTS)
-    check_graph(check, out / SEQUENCE_INT8_FILE, SEQUENCE_INPUTS, SEQUENCE_OUTPUTS)
+    check_graph(check, out / STEP_INT8_FILE, STEP_GRAPH)
+    check_graph(check, out / SEQUENCE_INT8_FILE, SEQUENCE_GRAPH)
     int8_bpc = bits_per_byte(runtime.document_nats(out / SEQUENCE_INT8_FILE, initial, data), len(data))
     delta = int8_bpc - fp32_bpc
     kept = bool(delta <= q.MAX_BPC_DELTA) and not check.failures

@@ -14,11 +14,11 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import torch
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
-from lnrnn.contract import SEQUENCE_INPUTS, SEQUENCE_OUTPUTS, VOCAB_SIZE
+from lnrnn.contract import SEQUENCE_GRAPH, SEQUENCE_INPUTS, SEQUENCE_OUTPUTS
 from lnrnn.export.onnx_export import OPSET, export_module
-from lnrnn.export.splice import Spliced, body_graph, splice, value_info
+from lnrnn.export.splice import Spliced, body_graph, contract_value_info, splice
 from lnrnn.export.wrappers import CellStep, InputPath, SequenceHead
 from lnrnn.train.model import ByteLM
 
@@ -106,19 +106,11 @@ def build_fast(model: ByteLM) -> onnx.ModelProto:
     for part in parts:
         nodes.extend(part.nodes)
         inits.extend(part.initializers)
-    shape = [cfg.layers, "batch", cfg.state_size]
     graph = helper.make_graph(
         _toposort(nodes),
         "lnrnn_sequence_fast",
-        [
-            value_info(tokens, TensorProto.INT64, ["batch", "time"]),
-            value_info(state, TensorProto.FLOAT, shape),
-        ],
-        [
-            value_info(token_lp_out, TensorProto.FLOAT, ["batch", "time_minus_1"]),
-            value_info(last_lp_out, TensorProto.FLOAT, ["batch", VOCAB_SIZE]),
-            value_info(state_out, TensorProto.FLOAT, shape),
-        ],
+        [contract_value_info(t, cfg.layers, cfg.state_size) for t in SEQUENCE_GRAPH.inputs],
+        [contract_value_info(t, cfg.layers, cfg.state_size) for t in SEQUENCE_GRAPH.outputs],
         initializer=inits,
     )
     model_proto = helper.make_model(

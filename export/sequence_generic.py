@@ -11,8 +11,15 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from lnrnn.contract import SEQUENCE_INPUTS, SEQUENCE_OUTPUTS, STEP_INPUTS, STEP_OUTPUTS, VOCAB_SIZE
-from lnrnn.export.splice import body_graph, io_names, splice, value_info, with_name
+from lnrnn.contract import (
+    SEQUENCE_GRAPH,
+    SEQUENCE_INPUTS,
+    SEQUENCE_OUTPUTS,
+    STEP_INPUTS,
+    STEP_OUTPUTS,
+    VOCAB_SIZE,
+)
+from lnrnn.export.splice import body_graph, contract_value_info, io_names, splice, value_info, with_name
 
 INT64_MAX = np.iinfo(np.int64).max
 
@@ -86,15 +93,12 @@ def build_generic(step: onnx.ModelProto) -> onnx.ModelProto:
         ),  # drop t=0
     ]
     state_vi = next(v for v in step.graph.input if v.name == "state")
+    layers, _, state_size = (d.dim_value for d in state_vi.type.tensor_type.shape.dim)  # [L, B, S]
     graph = helper.make_graph(
         nodes,
         "lnrnn_sequence_generic",
-        [value_info(tokens, TensorProto.INT64, ["batch", "time"]), with_name(state_vi, state)],
-        [
-            value_info(token_lp_out, TensorProto.FLOAT, ["batch", "time_minus_1"]),
-            value_info(last_lp_out, TensorProto.FLOAT, ["batch", VOCAB_SIZE]),
-            with_name(state_vi, state_out),
-        ],
+        [contract_value_info(t, layers, state_size) for t in SEQUENCE_GRAPH.inputs],
+        [contract_value_info(t, layers, state_size) for t in SEQUENCE_GRAPH.outputs],
         initializer=[numpy_helper.from_array(v, k) for k, v in consts.items()],
     )
     model = helper.make_model(graph, opset_imports=list(step.opset_import), producer_name="lnrnn.export")

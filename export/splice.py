@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import onnx
 from onnx import GraphProto, NodeProto, TensorProto, ValueInfoProto
 
+from lnrnn.contract import TensorSpec
+
 
 @dataclass
 class Spliced:
@@ -87,3 +89,9 @@ def with_name(value: ValueInfoProto, name: str) -> ValueInfoProto:
 
 def value_info(name: str, elem: int, shape: Sequence[int | str]) -> ValueInfoProto:
     return onnx.helper.make_tensor_value_info(name, elem, list(shape))
+
+
+def contract_value_info(spec: TensorSpec, layers: int, state_size: int) -> ValueInfoProto:
+    """A graph input or output exactly as the artifact contract declares it."""
+    elem = {"int64": onnx.TensorProto.INT64, "float32": onnx.TensorProto.FLOAT}[spec.dtype]
+    return value_info(spec.name, elem, spec.shape(layers, state_size))

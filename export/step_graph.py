@@ -5,7 +5,7 @@ from __future__ import annotations
 import onnx
 import torch
 
-from lnrnn.contract import STEP_INPUTS, STEP_OUTPUTS
+from lnrnn.contract import STEP_GRAPH
 from lnrnn.export.onnx_export import export_module
 from lnrnn.export.wrappers import ModelStep
 from lnrnn.train.model import ByteLM
@@ -17,17 +17,10 @@ def build_step(model: ByteLM) -> onnx.ModelProto:
     """token int64 [B], state float32 [L, B, S] -> logprobs float32 [B, V], state_out float32 [L, B, S]."""
     token = torch.zeros(TRACE_BATCH, dtype=torch.int64)
     state = model.init_state(TRACE_BATCH).detach().contiguous()
-    token_name, state_name = STEP_INPUTS
-    logprobs_name, state_out_name = STEP_OUTPUTS
     return export_module(
         ModelStep(model),
         (token, state),
-        STEP_INPUTS,
-        STEP_OUTPUTS,
-        {
-            token_name: {0: "batch"},
-            state_name: {1: "batch"},
-            logprobs_name: {0: "batch"},
-            state_out_name: {1: "batch"},
-        },
+        STEP_GRAPH.input_names,
+        STEP_GRAPH.output_names,
+        STEP_GRAPH.dynamic_axes(),
     )

@@ -21,7 +21,14 @@ import onnxruntime as ort
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
 from lnrnn.bpc import bits_per_byte
-from lnrnn.contract import SEQUENCE_INPUTS, SEQUENCE_OUTPUTS, STEP_INPUTS, STEP_OUTPUTS, VOCAB_SIZE
+from lnrnn.contract import (
+    SEQUENCE_GRAPH,
+    SEQUENCE_OUTPUTS,
+    STEP_GRAPH,
+    VOCAB_SIZE,
+    GraphSpec,
+    tensor_problems,
+)
 from lnrnn.export import reference, runtime
 from lnrnn.export.errors import (
     CheckerError,
@@ -80,8 +87,8 @@ class Verification:
         self.record(name, ok, f"max |Δ| {diff:.2e} {'<=' if ok else '>'} {atol:.0e}", ToleranceError)
 
 
-def check_graph(v: Verification, path: Path, inputs: tuple[str, ...], outputs: tuple[str, ...]) -> bool:
-    """``onnx.checker`` (full_check) and the exact input/output names of one file."""
+def check_graph(v: Verification, path: Path, spec: GraphSpec) -> bool:
+    """``onnx.checker`` (full_check) and the inputs and outputs the contract declares, of one file."""
     name = path.name
     try:
         onnx.checker.check_model(onnx.load(str(path)), full_check=True)
@@ -92,14 +99,13 @@ def check_graph(v: Verification, path: Path, inputs: tuple[str, ...], outputs: t
         sess = runtime.open_session(path)
     except ORT_ERRORS as err:
         return v.record(f"{name} onnxruntime", False, f"cannot load: {_first_line(err)}", CheckerError)
-    got_in = tuple(i.name for i in sess.get_inputs())
-    got_out = tuple(o.name for o in sess.get_outputs())
-    ok &= v.record(
-        f"{name} inputs", got_in == inputs, f"{list(got_in)} (contract {list(inputs)})", InputNameError
-    )
-    ok &= v.record(
-        f"{name} outputs", got_out == outputs, f"{list(got_out)} (contract {list(outputs)})", OutputNameError
-    )
+    for kind, want, got, error in (
+        ("inputs", spec.inputs, sess.get_inputs(), InputNameError),
+        ("outputs", spec.outputs, sess.get_outputs(), OutputNameError),
+    ):
+        problems = tensor_problems(kind, want, got)
+        detail = "; ".join(problems) if problems else f"{[g.name for g in got]} as the contract declares"
+        ok &= v.record(f"{name} {kind}", not problems, detail, error)
     return ok
 
 
@@ -115,8 +121,8 @@ def verify_export(
     """Run every check on ``step.onnx`` and ``sequence.onnx`` of ``model``; never raises on a failed check."""
     start = time.perf_counter()
     v = Verification()
-    names_ok = check_graph(v, step_path, STEP_INPUTS, STEP_OUTPUTS)
-    names_ok &= check_graph(v, sequence_path, SEQUENCE_INPUTS, SEQUENCE_OUTPUTS)
+    names_ok = check_graph(v, step_path, STEP_GRAPH)
+    names_ok &= check_graph(v, sequence_path, SEQUENCE_GRAPH)
     if names_ok:  # running graphs with wrong names would only add noise
         step, seq = runtime.open_session(step_path), runtime.open_session(sequence_path)
         rng = np.random.default_rng(VERIFY_SEED)

@@ -23,8 +23,11 @@ A document is scored as [BOS, b0, ..., b(n-1)] from the initial state, so every 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from typing import Protocol
+
+import numpy as np
 
 # --- vocabulary --------------------------------------------------------------------------------
 N_BYTES = 256
@@ -38,11 +41,69 @@ SEQUENCE_FILE = "sequence.onnx"
 STEP_INT8_FILE = "step.int8.onnx"
 SEQUENCE_INT8_FILE = "sequence.int8.onnx"
 
-# --- graph input/output names (state in and state out never share a name) ---------------------
-STEP_INPUTS = ("token", "state")
-STEP_OUTPUTS = ("logprobs", "state_out")
-SEQUENCE_INPUTS = ("tokens", "state")
-SEQUENCE_OUTPUTS = ("token_logprobs", "last_logprobs", "state_out")
+# --- the graphs' inputs and outputs: name, dtype, axes (declared once; exporters and loaders read these) --
+BATCH, TIME, TIME_MINUS_1 = "batch", "time", "time_minus_1"  # dynamic axes
+LAYERS, STATE, VOCAB = "layers", "state_size", "vocab"  # fixed by the model's config
+DYNAMIC_AXES = (BATCH, TIME, TIME_MINUS_1)
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    dtype: str  # numpy name: "int64" | "float32"
+    axes: tuple[str, ...]
+
+    @property
+    def onnx_type(self) -> str:
+        """How ONNX Runtime names the type: "tensor(int64)", "tensor(float)"."""
+        return "tensor(float)" if self.dtype == "float32" else f"tensor({self.dtype})"
+
+    def shape(self, layers: int, state_size: int) -> list[int | str]:
+        """Fixed axes as numbers, dynamic ones by name."""
+        fixed = {LAYERS: layers, STATE: state_size, VOCAB: VOCAB_SIZE}
+        return [fixed.get(axis, axis) for axis in self.axes]
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    file: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.inputs)
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.outputs)
+
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        """``{tensor: {axis index: axis name}}`` for the exporter (torch.onnx ``dynamic_axes``)."""
+        return {
+            t.name: {i: axis for i, axis in enumerate(t.axes) if axis in DYNAMIC_AXES}
+            for t in (*self.inputs, *self.outputs)
+        }
+
+
+_STATE_IN = TensorSpec("state", "float32", (LAYERS, BATCH, STATE))  # state in and out never share a name
+_STATE_OUT = TensorSpec("state_out", "float32", (LAYERS, BATCH, STATE))
+STEP_GRAPH = GraphSpec(
+    STEP_FILE,
+    inputs=(TensorSpec("token", "int64", (BATCH,)), _STATE_IN),
+    outputs=(TensorSpec("logprobs", "float32", (BATCH, VOCAB)), _STATE_OUT),
+)
+SEQUENCE_GRAPH = GraphSpec(
+    SEQUENCE_FILE,
+    inputs=(TensorSpec("tokens", "int64", (BATCH, TIME)), _STATE_IN),
+    outputs=(
+        TensorSpec("token_logprobs", "float32", (BATCH, TIME_MINUS_1)),
+        TensorSpec("last_logprobs", "float32", (BATCH, VOCAB)),
+        _STATE_OUT,
+    ),
+)
+STEP_INPUTS, STEP_OUTPUTS = STEP_GRAPH.input_names, STEP_GRAPH.output_names
+SEQUENCE_INPUTS, SEQUENCE_OUTPUTS = SEQUENCE_GRAPH.input_names, SEQUENCE_GRAPH.output_names
 MIN_SEQUENCE_TOKENS = 1  # T = 0 never reaches ORT: its Scan over an empty sequence kills the process (SIGFPE)
 
 # --- metadata_props keys -----------------------------------------------------------------------
@@ -190,6 +251,55 @@ def encode(text: str) -> bytes:
         raise ValueError(f"text is not encodable as UTF-8: {err.reason} at position {err.start}") from err
 
 
-def document_tokens(data: bytes) -> list[int]:
-    """[BOS, b0, ..., b(n-1)]: the token ids a document is scored as."""
-    return [BOS_ID, *data]
+def document_array(data: bytes | np.ndarray, dtype: type[np.integer] = np.int64) -> np.ndarray:
+    """[BOS, b0, ..., b(n-1)]: the token ids a document is scored as (the only place BOS is put first)."""
+    raw = np.frombuffer(data, dtype=np.uint8) if isinstance(data, bytes | bytearray) else np.asarray(data)
+    tokens = np.empty(len(raw) + 1, dtype=dtype)
+    tokens[0] = BOS_ID
+    tokens[1:] = raw
+    return tokens
+
+
+class GraphValue(Protocol):
+    """What ONNX Runtime says about one input or output (``onnxruntime.NodeArg``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def shape(self) -> Sequence[int | str | None]: ...
+
+
+def graph_problems(
+    spec: GraphSpec,
+    inputs: Sequence[GraphValue],
+    outputs: Sequence[GraphValue],
+    config: ArtifactConfig | None = None,
+) -> list[str]:
+    """Where a loaded graph differs from ``spec`` (see ``tensor_problems``); empty = it follows it."""
+    return tensor_problems("inputs", spec.inputs, inputs, config) + tensor_problems(
+        "outputs", spec.outputs, outputs, config
+    )
+
+
+def tensor_problems(
+    kind: str, want: Sequence[TensorSpec], got: Sequence[GraphValue], config: ArtifactConfig | None = None
+) -> list[str]:
+    """Names and their order, dtypes, ranks and, given the model's ``config``, every fixed axis (a dimension
+    the graph leaves symbolic is accepted)."""
+    names = [g.name for g in got]
+    if names != [t.name for t in want]:
+        return [f"{kind} {names}, expected {[t.name for t in want]}"]
+    problems = []
+    for t, g in zip(want, got, strict=True):
+        if g.type != t.onnx_type:
+            problems.append(f"{t.name} is {g.type}, expected {t.onnx_type}")
+        elif len(g.shape) != len(t.axes):
+            problems.append(f"{t.name} has shape {list(g.shape)}, expected axes {list(t.axes)}")
+        elif config is not None:
+            expected_shape = t.shape(config.layers, config.state_size)
+            for axis, dim, expected in zip(t.axes, g.shape, expected_shape, strict=True):
+                if isinstance(dim, int) and isinstance(expected, int) and dim != expected:
+                    problems.append(f"{t.name} axis {axis} is {dim}, but the metadata says {expected}")
+    return problems

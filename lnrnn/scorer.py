@@ -4,7 +4,7 @@ Torch-free and onnxruntime-free: it drives objects with ONNX Runtime's ``run(nam
 verification and quantization, ``lnrnn score``, the server's routes, its prefix cache and its sessions all
 score through it, so there is one chunking rule and one place where a byte is paid for:
 
-* A document is [BOS, b0, ..., b(n-1)] from the initial state (``contract.document_tokens``).
+* A document is [BOS, b0, ..., b(n-1)] from the initial state (``contract.document_array``).
 * Tokens go in chunks of ``chunk_tokens`` through the sequence graph, a last short chunk as it is (T >= 1;
   T = 0 never reaches ONNX Runtime, whose ``Scan`` over an empty sequence kills the process with SIGFPE).
   A chunk continues from the previous ``state_out`` without repeating a token, and its first token is paid
@@ -26,11 +26,11 @@ from typing import Protocol
 
 import numpy as np
 
-from lnrnn.contract import (
-    BOS_ID,
+from lnrnn.contract import (  # document_array is re-exported: callers feed documents through the scorer
     MIN_SEQUENCE_TOKENS,
     SEQUENCE_INPUTS,
     SEQUENCE_OUTPUTS,
+    document_array,
 )
 
 # Per call ONNX Runtime keeps [T, 3H] input projections and [T, 257] log-probs per layer in its arena: at
@@ -72,14 +72,6 @@ class Scored:
     byte_nats: np.ndarray | None = None  # float64 [n_bytes]
     last: np.ndarray | None = None  # float32 [V]: the next byte's log-probs after the text
     state: np.ndarray | None = None  # float32 [L, 1, S]
-
-
-def document_array(data: bytes) -> np.ndarray:
-    """int64 [1 + n]: BOS then the bytes of ``data``."""
-    tokens = np.empty(len(data) + 1, dtype=np.int64)
-    tokens[0] = BOS_ID
-    tokens[1:] = np.frombuffer(data, dtype=np.uint8)
-    return tokens
 
 
 def byte_array(data: bytes) -> np.ndarray:

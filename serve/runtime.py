@@ -17,15 +17,15 @@ import onnxruntime as ort
 from lnrnn.contract import (
     INT8_MAX_BPC_DELTA,
     SEQUENCE_FILE,
-    SEQUENCE_INPUTS,
+    SEQUENCE_GRAPH,
     SEQUENCE_INT8_FILE,
-    SEQUENCE_OUTPUTS,
     STEP_FILE,
-    STEP_INPUTS,
+    STEP_GRAPH,
     STEP_INT8_FILE,
-    STEP_OUTPUTS,
     ArtifactMetadata,
     ContractError,
+    GraphSpec,
+    graph_problems,
 )
 from lnrnn.scorer import CHUNK_TOKENS, Progress, Scored, Scorer, byte_array, document_array
 from lnrnn.serve.cancel import checkpoint
@@ -73,31 +73,18 @@ def _session(path: Path, device: str, threads: int) -> ort.InferenceSession:
     return session
 
 
-def _check_names(
-    session: ort.InferenceSession, path: Path, inputs: tuple[str, ...], outputs: tuple[str, ...]
-):
-    got_in = tuple(i.name for i in session.get_inputs())
-    got_out = tuple(o.name for o in session.get_outputs())
-    if set(got_in) != set(inputs) or set(got_out) != set(outputs):
-        raise ModelLoadError(
-            f"{path} does not follow the lnrnn contract: inputs {got_in} outputs {got_out}, "
-            f"expected {inputs} and {outputs}"
-        )
-
-
-def _check_shapes(session: ort.InferenceSession, path: Path, meta: ArtifactMetadata) -> None:
-    """The metadata must describe this graph: state [L, B, S] and log-probs [B, V] (static dims only)."""
-    cfg = meta.config
-    state = next(i.shape for i in session.get_inputs() if i.name == "state")
-    expected = {0: cfg.layers, 2: cfg.state_size}
-    wrong = len(state) != 3 or any(isinstance(state[d], int) and state[d] != n for d, n in expected.items())
-    vocab = next(o.shape for o in session.get_outputs() if o.name in ("logprobs", "last_logprobs"))
-    wrong_v = len(vocab) != 2 or (isinstance(vocab[1], int) and vocab[1] != cfg.vocab_size)
-    if wrong or wrong_v:
+def _check_graph(session: ort.InferenceSession, path: Path, spec: GraphSpec, meta: ArtifactMetadata) -> None:
+    """The graph follows the contract (names, dtypes, ranks) and its fixed axes match the metadata."""
+    got_in, got_out = session.get_inputs(), session.get_outputs()
+    problems = graph_problems(spec, got_in, got_out)
+    if problems:
+        raise ModelLoadError(f"{path} does not follow the lnrnn contract: {'; '.join(problems)}")
+    problems = graph_problems(spec, got_in, got_out, meta.config)
+    if problems:
+        cfg = meta.config
         raise ModelLoadError(
             f"{path}: metadata (lnrnn.config: {cfg.cell}, {cfg.layers} layers, state size {cfg.state_size}, "
-            f"vocab {cfg.vocab_size}) does not match the graph (state {state}, log-probs {vocab}); "
-            "re-export the model"
+            f"vocab {cfg.vocab_size}) does not match the graph ({'; '.join(problems)}); re-export the model"
         )
 
 
@@ -185,14 +172,12 @@ class Runtime:
         seq_path = model_dir / (SEQUENCE_INT8_FILE if int8 else SEQUENCE_FILE)
         step = _session(step_path, device, threads)
         sequence = _session(seq_path, device, threads)
-        _check_names(step, step_path, STEP_INPUTS, STEP_OUTPUTS)
-        _check_names(sequence, seq_path, SEQUENCE_INPUTS, SEQUENCE_OUTPUTS)
         try:
             meta = ArtifactMetadata.from_props(step.get_modelmeta().custom_metadata_map)
         except ContractError as err:
             raise ModelLoadError(f"{step_path}: {err}") from err
-        _check_shapes(step, step_path, meta)
-        _check_shapes(sequence, seq_path, meta)
+        _check_graph(step, step_path, STEP_GRAPH, meta)
+        _check_graph(sequence, seq_path, SEQUENCE_GRAPH, meta)
         files = {p.name: p.stat().st_size for p in sorted(model_dir.glob("*.onnx"))}
         return cls(model_dir, step, sequence, meta, files, chunk_tokens, cache_size, int8)
 

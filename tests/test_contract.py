@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from lnrnn.contract import (
     BOS_ID,
     META_CONFIG,
     META_INITIAL_STATE,
+    SEQUENCE_GRAPH,
+    STEP_GRAPH,
     VOCAB_SIZE,
     ArtifactConfig,
     ArtifactMetadata,
     ContractError,
-    document_tokens,
+    document_array,
     encode,
+    graph_problems,
 )
 
 
@@ -35,7 +39,8 @@ def test_roundtrip_and_state_size() -> None:
 
 def test_vocabulary_is_bytes_plus_bos() -> None:
     assert (VOCAB_SIZE, BOS_ID) == (257, 256)
-    assert document_tokens(encode("é")) == [256, 0xC3, 0xA9]
+    assert document_array(encode("é")).tolist() == [256, 0xC3, 0xA9]
+    assert document_array(b"", dtype=np.uint16).dtype == np.uint16
 
 
 def test_lone_surrogate_is_a_value_error() -> None:
@@ -67,3 +72,38 @@ def test_missing_keys_are_listed() -> None:
     del props[META_CONFIG]
     with pytest.raises(ContractError, match="missing lnrnn.config"):
         ArtifactMetadata.from_props(props)
+
+
+class _Value:
+    def __init__(self, name: str, type_: str, shape: list[int | str | None]) -> None:
+        self.name, self.type, self.shape = name, type_, shape
+
+
+def test_graph_specs_check_names_dtypes_ranks_and_fixed_axes() -> None:
+    config = _meta("gru").config  # 2 layers, state size 3
+    good_in = [_Value("token", "tensor(int64)", ["batch"]), _Value("state", "tensor(float)", [2, "batch", 3])]
+    good_out = [
+        _Value("logprobs", "tensor(float)", ["b", 257]),
+        _Value("state_out", "tensor(float)", [2, "b", 3]),
+    ]
+    assert graph_problems(STEP_GRAPH, good_in, good_out, config) == []
+    assert STEP_GRAPH.dynamic_axes() == {
+        "token": {0: "batch"},
+        "state": {1: "batch"},
+        "logprobs": {0: "batch"},
+        "state_out": {1: "batch"},
+    }
+    assert SEQUENCE_GRAPH.dynamic_axes()["token_logprobs"] == {0: "batch", 1: "time_minus_1"}
+    swapped = list(reversed(good_in))
+    assert graph_problems(STEP_GRAPH, swapped, good_out) == [
+        "inputs ['state', 'token'], expected ['token', 'state']"
+    ]
+    wrong_type = [_Value("token", "tensor(int32)", ["batch"]), good_in[1]]
+    assert graph_problems(STEP_GRAPH, wrong_type, good_out) == [
+        "token is tensor(int32), expected tensor(int64)"
+    ]
+    wide = [good_in[0], _Value("state", "tensor(float)", [2, "batch", 4])]
+    assert graph_problems(STEP_GRAPH, wide, good_out) == []  # without the config only names/types/ranks
+    assert graph_problems(STEP_GRAPH, wide, good_out, config) == [
+        "state axis state_size is 4, but the metadata says 3"
+    ]
