@@ -9,7 +9,7 @@ from pathlib import Path
 from lnrnn.errors import UserError
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     """Add this stage's subcommands to the `lnrnn` parser."""
     parser = sub.add_parser(
         "export",

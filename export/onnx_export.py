@@ -1,4 +1,4 @@
-"""Export one small torch module to an in-memory ONNX model, and attach lnrnn metadata.
+"""Export one small torch module to an ONNX model (through a temporary file), and attach lnrnn metadata.
 
 Exporter choice: the legacy TorchScript exporter (``dynamo=False``), opset 18.
 Measured on the project machine (2 cores, torch 2.13.0) on the step graph of a 2-layer LN-GRU, H=32:
@@ -10,9 +10,10 @@ is deprecated; only those two ``DeprecationWarning`` messages are filtered. It p
 
 from __future__ import annotations
 
-import io
+import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import onnx
 import torch
@@ -39,14 +40,15 @@ def export_module(
 ) -> onnx.ModelProto:
     """Trace ``module(*args)`` into an ONNX model with named, dynamic axes; weights stay inside the proto."""
     module.eval()
-    buffer = io.BytesIO()
-    with warnings.catch_warnings(), torch.no_grad():
+    # a file, not a BytesIO: torch.onnx.export is typed (and documented) for paths
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings(), torch.no_grad():
+        path = Path(tmp) / "module.onnx"
         for message in _DEPRECATION_MESSAGES:
             warnings.filterwarnings("ignore", message=message, category=DeprecationWarning)
         torch.onnx.export(
             module,
             args,
-            buffer,
+            path,
             dynamo=DYNAMO,
             opset_version=OPSET,
             input_names=list(input_names),
@@ -54,7 +56,7 @@ def export_module(
             dynamic_axes={k: dict(v) for k, v in dynamic_axes.items()},
             do_constant_folding=True,
         )
-    return onnx.load_from_string(buffer.getvalue())
+        return onnx.load(str(path))
 
 
 def set_metadata(model: onnx.ModelProto, meta: ArtifactMetadata) -> None:

@@ -65,7 +65,8 @@ def build_fast(model: ByteLM) -> onnx.ModelProto:
     parts: list[Spliced] = []
     inits = [numpy_helper.from_array(input_table(model), "l0/input_table")]
     nodes = [helper.make_node("Gather", ["l0/input_table", tokens], ["l0/xp"], axis=0)]  # (B, T, G0)
-    outputs, finals = [], []
+    outputs: list[str] = []
+    finals: list[str] = []
     for i in range(cfg.layers):
         if i > 0:  # upper layers: input path over all T at once
             parts.append(

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from fastapi import APIRouter, Depends
 
@@ -29,7 +31,7 @@ from lnrnn.serve.schemas import (
     ServerInfo,
 )
 
-ERRORS = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": description}
     for status, description in (
         (400, "the body is not UTF-8 or not parseable JSON (e.g. nested too deeply)"),
@@ -157,9 +159,9 @@ async def score(
     encoded = [t.encode("utf-8") for t in texts]
     _check_size(sum(map(len, encoded)), settings, "the batch")
 
-    scored = await gate.run(lambda: runtime.scorer.score_many(encoded, per_byte=req.per_char))
+    batch = await gate.run(lambda: runtime.scorer.score_many(encoded, per_byte=req.per_char))
     metrics.bytes_scored.inc(sum(map(len, encoded)))
-    return ScoreBatchResponse(results=[_result(*item) for item in zip(texts, encoded, scored, strict=True)])
+    return ScoreBatchResponse(results=[_result(*item) for item in zip(texts, encoded, batch, strict=True)])
 
 
 @router.post("/generate", response_model=GenerateResponse, summary="sample a continuation")
