@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO.parent / "shared" / "data"
 
 
 def repeat(fn: Callable[[], Any], runs: int = 5, warmup: int = 1) -> dict[str, float]:

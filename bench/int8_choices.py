@@ -34,10 +34,10 @@ import onnxruntime as ort
 from onnx import AttributeProto, GraphProto, NodeProto, TensorProto, helper, numpy_helper
 
 from bench.common import REPO, repeat
-from bench.corpora import VALIDATION_SPLITS
 from lnrnn.contract import SEQUENCE_FILE, SEQUENCE_INPUTS, ArtifactMetadata
 from lnrnn.export import quantize
 from lnrnn.scorer import Scorer, document_array
+from lnrnn.train.recipes.corpora import VALIDATION_SPLITS
 
 MODEL = REPO / "models" / "default"
 CALIBRATION = REPO / "export" / "verify_sample.txt"

@@ -420,7 +420,7 @@ def compression(res: dict[str, Any]) -> list[str]:
         [r["corpus"], f"{r['bytes']:,}", *[f"{r[k]:.3f}" if k in r else "—" for k in keys]] for r in c["rows"]
     ]
     return [
-        "## 5. Compression (bits per byte, validation splits of `bench/corpora.py`)",
+        "## 5. Compression (bits per byte, validation splits of `train/recipes/corpora.py`)",
         "",
         f"Model: {c['model']}; scorer: {c['scorer']}.",
         "",

@@ -1,4 +1,4 @@
-"""The issue's targets, checked against one run's results, each with a measured explanation when unmet."""
+"""The targets of BENCHMARKS.md's "Targets" table, checked against one run's results, explained when unmet."""
 
 from __future__ import annotations
 

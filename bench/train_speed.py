@@ -23,9 +23,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import machine  # noqa: E402
+from lnrnn.train.devices import compile_cell_steps, native_bf16  # noqa: E402
 from lnrnn.train.model import ByteLM  # noqa: E402
 from lnrnn.train.presets import resolve  # noqa: E402
-from lnrnn.train.trainer import LossModule, compile_cell_steps, native_bf16  # noqa: E402
+from lnrnn.train.regularizers import LossModule  # noqa: E402
 
 MODES = {"naive": (False, False), "hoisted": (True, False), "bf16+compile": (True, True)}  # (hoist, fast)
 

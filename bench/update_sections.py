@@ -18,7 +18,7 @@ from typing import Any
 
 from bench import batching, int8_choices, report, serving, targets, typing_latency
 from bench.common import REPO
-from bench.corpora import VALIDATION_SPLITS
+from lnrnn.train.recipes.corpora import VALIDATION_SPLITS
 
 RESULTS, MARKDOWN = REPO / "bench" / "results.json", REPO / "BENCHMARKS.md"
 

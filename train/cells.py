@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lnrnn.train.regularizers import weight_drop
+
 CELLS = ("gru", "lstm", "mgu")
 NORMS = ("layer", "none", "batch")
 INITS = ("xavier", "orthogonal", "variance_scaling")
@@ -95,7 +97,7 @@ class RecurrentCell(nn.Module):
 
     def recurrent_weight(self) -> Tensor:
         """``W_hh``, with DropConnect (AWD-LSTM's weight drop) while training."""
-        return F.dropout(self.w_hh.weight, self.weight_drop, self.training)
+        return weight_drop(self.w_hh.weight, self.weight_drop, self.training)
 
     def recurrent_path(self, h: Tensor, w_hh: Tensor) -> Tensor:
         return self.norm_h(F.linear(h, w_hh, self.w_hh.bias))  # (B, G)

@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 from lnrnn import __version__
 from lnrnn.contract import BOS_ID, VOCAB_NAME, VOCAB_SIZE
 from lnrnn.errors import UserError
-from lnrnn.train.model import ByteLM, ModelConfig
+from lnrnn.train.model import ARCHITECTURE_KEYS, ByteLM, ModelConfig
 
 FORMAT = "lnrnn-checkpoint/1"
 BEST = "best"
@@ -129,6 +129,16 @@ def load_model(source: Path, name: str = BEST) -> tuple[ByteLM, dict[str, Any]]:
         raise UserError(f"{weights_path} does not match its config in {meta_path}: {first}") from err
     model.eval()
     return model, meta
+
+
+def init_weights(model: ByteLM, source: Path) -> None:
+    """Fine-tuning start: copy a checkpoint's best weights into ``model`` (same architecture required)."""
+    donor, _ = load_model(source)
+    mine, theirs = model.config.to_dict(), donor.config.to_dict()
+    changed = [k for k in ARCHITECTURE_KEYS if mine[k] != theirs[k]]
+    if changed:
+        raise UserError(f"--init-from {source}: architecture differs ({', '.join(changed)})")
+    model.load_state_dict(donor.state_dict(), strict=True)
 
 
 def load_tensors_weights_only(path: Path) -> Any:

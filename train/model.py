@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from lnrnn.contract import VOCAB_SIZE
 from lnrnn.train.cells import CELLS, INITS, NORMS, RecurrentCell, make_cell, run_layer
+from lnrnn.train.regularizers import embedding_dropout, locked_dropout
 
 # The fields that shape the weights: a checkpoint's tensors fit a model only if these agree.
 ARCHITECTURE_KEYS = ("cell", "norm", "layers", "hidden", "embedding", "sum_layers", "learned_init")
@@ -75,22 +76,6 @@ class ModelOutput(NamedTuple):
     state: Tensor  # (L, B, S)
     top_raw: Tensor  # (B, T, H) top-layer output before dropout (for TAR)
     top_dropped: Tensor  # (B, T, H) after dropout (for AR)
-
-
-def locked_dropout(x: Tensor, p: float, training: bool) -> Tensor:
-    """Variational dropout (Gal & Ghahramani 2016): one mask per sequence, shared over time. x: (B, T, D)."""
-    if not training or p == 0.0:
-        return x
-    mask = x.new_empty(x.shape[0], 1, x.shape[2]).bernoulli_(1 - p) / (1 - p)
-    return x * mask
-
-
-def embedding_dropout(weight: Tensor, p: float, training: bool) -> Tensor:
-    """AWD-LSTM's embedding dropout: drop whole rows (bytes) of the embedding matrix."""
-    if not training or p == 0.0:
-        return weight
-    mask = weight.new_empty(weight.shape[0], 1).bernoulli_(1 - p) / (1 - p)
-    return weight * mask
 
 
 class ByteLM(nn.Module):

@@ -1,87 +1,43 @@
-"""The training loop: truncated BPTT over contiguous streams, exact validation, checkpoints and resume.
+"""The training loop: truncated BPTT over contiguous streams, a validation check every eval interval, resume.
 
-Run directory (``--out``):
-
-* ``config.json``: resolved model + training config, written at start;
-* ``best.{safetensors,json}``: lowest valid BPC so far (``valid_bpc``, ``train_data``, ``step``; ``test_bpc``
-  at the end); ``last.{safetensors,json}``: the latest weights (ASGD: the averaged ones);
-* ``resume.pt``: weights, optimizer, step, data position, carried state, RNG states, schedules (tensors and
-  plain containers only, read back with ``weights_only=True``);
-* ``metrics.jsonl``: one JSON object per line, slash-namespaced keys, flushed line by line;
-* ``train.log``: the greppable log lines.
+The loop's neighbours: ``run_dir`` (the files of ``--out``: config, metrics, checkpoints, ``resume.pt``),
+``validation`` (exact valid BPC, what each check decides, the test BPC at the end), ``devices`` (device,
+bfloat16, torch.compile) and ``regularizers`` (dropouts, weight drop, AR/TAR and the training loss).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import shutil
 import signal
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
 from lnrnn.bpc import bits_per_byte
-from lnrnn.errors import UserError
 from lnrnn.train import distributed as D
-from lnrnn.train.checkpoint import BEST, LAST, atomic_write, atomic_write_text, load_model, save_model
-from lnrnn.train.checkpoint import load_tensors_weights_only as load_weights_only
+from lnrnn.train.checkpoint import init_weights
 from lnrnn.train.data import Splits, TokenStreams, load_splits, parse_split
-from lnrnn.train.evaluate import evaluate_bytes
-from lnrnn.train.model import ARCHITECTURE_KEYS, ByteLM, ModelConfig
-from lnrnn.train.optim import PlateauDecay, averaged_weights, make_optimizer, nt_trigger, schedule_scale
+from lnrnn.train.devices import check_flags, compile_cell_steps, pick_device
+from lnrnn.train.model import ByteLM, ModelConfig
+from lnrnn.train.optim import PlateauDecay, make_optimizer, schedule_scale
 from lnrnn.train.presets import TrainConfig, config_dict
+from lnrnn.train.regularizers import LossModule
+from lnrnn.train.run_dir import RESUME_FILE, Progress, RunDir, refuse_existing
+from lnrnn.train.validation import best_test_bpc, judge, valid_bpc
 
 log = logging.getLogger("lnrnn.train")
-RESUME_FILE = "resume.pt"
 EXIT_SIGINT, EXIT_SIGTERM = 130, 0  # interrupted runs save `last` + resume state first
-
-
-class LossModule(nn.Module):
-    """Mean cross-entropy + AR + TAR (Merity et al. 2017: alpha mean((m h)^2), beta mean((h_t - h_{t-1})^2)).
-
-    A module of its own so that DistributedDataParallel wraps the whole loss computation.
-    """
-
-    def __init__(self, model: ByteLM, ar: float, tar: float) -> None:
-        super().__init__()
-        self.model, self.ar, self.tar = model, ar, tar
-
-    def forward(self, x: Tensor, y: Tensor, state: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
-        out = self.model.run(x, state)
-        nll = F.cross_entropy(out.logits.flatten(0, 1).float(), y.flatten())  # mean over tokens
-        loss = nll
-        if self.ar:
-            loss = loss + self.ar * out.top_dropped.float().pow(2).mean()
-        if self.tar:
-            loss = loss + self.tar * (out.top_raw[:, 1:] - out.top_raw[:, :-1]).float().pow(2).mean()
-        return loss, nll.detach(), out.state
-
-
-@dataclass
-class Progress:
-    """Everything the loop mutates, saved in ``resume.pt``."""
-
-    step: int = 0
-    epoch: int = 0
-    pos: int = 0
-    best_bpc: float = math.inf
-    last_valid: float = math.nan
-    history: list[float] = field(default_factory=list)  # valid BPC of every interval check (NT-ASGD)
-    early_bad: int = 0
-    elapsed_s: float = 0.0
-    acc: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0, 0.0])  # nats, tokens, seconds, steps
+SIGNALS = ("SIGINT", "SIGTERM")
 
 
 @dataclass
@@ -89,55 +45,8 @@ class RunResult:
     step: int
     best_valid_bpc: float
     test_bpc: float | None
-    stopped: str
+    stopped: str  # max_steps | max_minutes | early_stop | SIGINT | SIGTERM
     exit_code: int
-
-
-def pick_device(name: str, ctx: D.DistContext) -> tuple[torch.device, str]:
-    cuda = torch.cuda.is_available()
-    if name == "cuda" and not cuda:
-        raise UserError("--device cuda but CUDA is not available (torch.cuda.is_available() is False)")
-    if name == "cpu" or (name == "auto" and not cuda):
-        return torch.device("cpu"), "cpu" if name == "cpu" else "auto: CUDA not available"
-    return torch.device("cuda", ctx.local_rank), "auto: CUDA available" if name == "auto" else "cuda"
-
-
-def native_bf16(device: torch.device) -> bool:
-    """Whether bfloat16 matmuls run natively: any CUDA device, or a CPU with AVX512-BF16 / AMX."""
-    if device.type == "cuda":
-        return True
-    cpu = getattr(torch, "cpu", None)
-    return any(
-        bool(getattr(cpu, f, lambda: False)())
-        for f in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    )
-
-
-def compile_cell_steps(model: ByteLM) -> None:
-    """torch.compile each cell's ``step`` (an instance attribute: weights, checkpoints, export unaffected)."""
-    for cell in model.recurrent_cells:
-        cell.step = torch.compile(cell.step, dynamic=False)  # type: ignore[method-assign]
-
-
-def init_weights(model: ByteLM, source: Path) -> None:
-    """Fine-tuning start: copy a checkpoint's best weights into ``model`` (same architecture required)."""
-    donor, _ = load_model(source)
-    mine, theirs = model.config.to_dict(), donor.config.to_dict()
-    changed = [k for k in ARCHITECTURE_KEYS if mine[k] != theirs[k]]
-    if changed:
-        raise UserError(f"--init-from {source}: architecture differs ({', '.join(changed)})")
-    model.load_state_dict(donor.state_dict(), strict=True)
-
-
-def check_flags(model_cfg: ModelConfig, cfg: TrainConfig, device: torch.device, ctx: D.DistContext) -> None:
-    if cfg.bf16 and not native_bf16(device):
-        raise UserError("--bf16 needs CUDA or a CPU with AVX512-BF16/AMX (this CPU would emulate it, slowly)")
-    if cfg.compile and device.type == "cpu" and not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
-        raise UserError("--compile on CPU needs a C++ compiler (g++) for torch.compile's inductor backend")
-    if model_cfg.norm == "batch" and not model_cfg.hoist:
-        raise UserError("--norm batch needs the hoisted input path (--no-hoist gives per-step statistics)")
-    if cfg.batch_size % ctx.world:
-        raise UserError(f"--batch-size {cfg.batch_size} is not divisible by the {ctx.world} processes")
 
 
 class Trainer:
@@ -154,6 +63,7 @@ class Trainer:
         self.ctx = D.world_from_env()
         self.device, self.device_reason = pick_device(cfg.device, self.ctx)
         check_flags(model_cfg, cfg, self.device, self.ctx)
+        self.files = RunDir(self.run_dir, self.ctx.is_main)
         self.splits: Splits = load_splits(Path(cfg.data), parse_split(cfg.split) if cfg.split else None)
         self.streams = TokenStreams(
             self.splits.train, cfg.batch_size, cfg.bptt, self.ctx.rank, self.ctx.world
@@ -174,14 +84,14 @@ class Trainer:
         self.progress = Progress()
         self.state: Tensor | None = None  # carried (detached) recurrent state, None = initial state
         self.stop_signal = ""
-        self.metrics_file: Any = None
-        self.file_log: logging.Handler | None = None
+        self.last_norm, self.interval_bpc, self.interval_ms, self.interval_cps = math.nan, math.nan, 0.0, 0.0
 
-    # --- setup ------------------------------------------------------------------------------------
+    # --- setup and resume -------------------------------------------------------------------------
     def params(self) -> list[nn.Parameter]:
         return [p for p in self.model.parameters() if p.requires_grad]
 
     def wrap(self) -> None:
+        """Join the process group; with more than one process, wrap the loss in DistributedDataParallel."""
         D.init(self.ctx, self.device)
         if self.ctx.enabled:
             from torch.nn.parallel import DistributedDataParallel
@@ -195,42 +105,29 @@ class Trainer:
             if not self.ctx.is_main:
                 log.setLevel(logging.WARNING)  # rank 0 logs
 
-    # --- resume -----------------------------------------------------------------------------------
     def save_resume(self) -> None:
-        """Collective (gathers every process's state and RNG); rank 0 writes ``resume.pt`` atomically."""
-        states = D.gather(self.ctx, self.state) if self.state is not None else None
-        rngs = D.gather(self.ctx, torch.get_rng_state())
-        if not self.ctx.is_main:
-            return
+        """Collective: every process's carried state and RNG go into ``resume.pt``."""
         p = self.progress
-        payload = {
+        fields = {
             "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
             "optimizer": self.optimizer.state_dict(),
             "optimizer_kind": self.opt_kind,
             "plateau": self.plateau.state_dict(),
-            "hidden": torch.cat(states, dim=1) if states is not None else None,
-            "torch_rng": rngs,
             "bptt_rng": self.bptt_gen.get_state(),
-            "world": self.ctx.world,
             "progress": {k: getattr(p, k) for k in p.__dataclass_fields__},
         }
-        atomic_write(self.run_dir / RESUME_FILE, lambda tmp: torch.save(payload, tmp))
+        self.files.save_resume(self.ctx, self.state, fields)
 
     def load_resume(self) -> None:
-        path = self.run_dir / RESUME_FILE
-        if not path.is_file():
-            raise UserError(f"--resume: no {RESUME_FILE} in {self.run_dir}")
-        raw = load_weights_only(path)
-        if raw["world"] != self.ctx.world:
-            raise UserError(f"--resume: saved with {raw['world']} processes, now {self.ctx.world}")
+        raw = self.files.load_resume(self.ctx)
         self.model.load_state_dict(raw["model"])
         self.opt_kind = raw["optimizer_kind"]
         self.optimizer = make_optimizer(self.opt_kind, self.params(), self.cfg.lr, self.cfg.weight_decay)
         self.optimizer.load_state_dict(raw["optimizer"])
         self.plateau.load_state_dict(raw["plateau"])
         if raw["hidden"] is not None:
-            self.state = raw["hidden"].chunk(self.ctx.world, dim=1)[self.ctx.rank].to(self.device)
-        torch.set_rng_state(raw["torch_rng"][self.ctx.rank])
+            self.state = raw["hidden"].to(self.device)
+        torch.set_rng_state(raw["torch_rng"])
         self.bptt_gen.set_state(raw["bptt_rng"])
         self.progress = Progress(**raw["progress"])
 
@@ -243,6 +140,11 @@ class Trainer:
         base = bptt if torch.rand(1, generator=self.bptt_gen).item() < 0.95 else bptt / 2
         return max(5, int(base + 5.0 * torch.randn(1, generator=self.bptt_gen).item()))
 
+    def current_lr(self) -> float:
+        """The base lr of the next step (after any plateau decay just applied; before random-BPTT scaling)."""
+        cfg = self.cfg
+        return cfg.lr * self.plateau.scale * schedule_scale(cfg.schedule, self.progress.step, cfg.max_steps)
+
     def train_step(self) -> tuple[float, float, int]:
         """One optimiser step; returns (loss, grad norm, tokens on this process)."""
         p, cfg = self.progress, self.cfg
@@ -250,8 +152,7 @@ class Trainer:
             p.epoch, p.pos, self.state = p.epoch + 1, 0, None
         xs, ys = self.streams.get(p.pos, self.seq_len())
         t = xs.shape[1]
-        lr = cfg.lr * self.plateau.scale * schedule_scale(cfg.schedule, p.step, cfg.max_steps)
-        lr *= t / cfg.bptt if cfg.random_bptt else 1.0  # AWD: lr * len/bptt
+        lr = self.current_lr() * (t / cfg.bptt if cfg.random_bptt else 1.0)  # AWD: lr * len/bptt
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         x = torch.from_numpy(xs.astype(np.int64)).to(self.device)
@@ -268,46 +169,33 @@ class Trainer:
         p.step += 1
         return float(nll.item()), float(norm.item()), x.numel()
 
-    # --- evaluation and checkpoints ---------------------------------------------------------------
+    # --- checks -----------------------------------------------------------------------------------
     def valid_bpc(self) -> float:
-        """Exact BPC of the whole valid split on rank 0 (ASGD: averaged weights), broadcast to all."""
-        value = math.nan
-        if self.ctx.is_main:
-            with averaged_weights(self.optimizer):
-                value = bits_per_byte(*evaluate_bytes(self.model, self.splits.valid, self.cfg.eval_chunk))
-        return D.broadcast_float(self.ctx, value)
+        return valid_bpc(self.ctx, self.model, self.optimizer, self.splits.valid, self.cfg.eval_chunk)
 
-    def meta(self, valid_bpc: float) -> dict[str, Any]:
+    def meta(self, valid: float) -> dict[str, Any]:
+        """What ``best.json`` / ``last.json`` hold besides the model config."""
         return {
             "step": self.progress.step,
-            "valid_bpc": None if math.isnan(valid_bpc) else valid_bpc,
+            "valid_bpc": None if math.isnan(valid) else valid,
             "train_data": self.splits.description,
             "train_config": config_dict(self.model_cfg, self.cfg)["train"],
             "optimizer": self.opt_kind,
         }
 
     def check(self, scheduled: bool) -> float:
-        """Validate; ``scheduled`` checks (every eval interval) also drive NT-ASGD, plateau and early stop."""
+        """Validate, act on the decision, save ``last`` (and ``best``) and ``resume.pt``."""
         p = self.progress
         value = self.valid_bpc()
-        p.last_valid = value
-        if scheduled:
-            if self.opt_kind == "sgd" and nt_trigger(p.history, value, self.cfg.nonmono):
-                self.switch_to_asgd()
-            p.history.append(value)
-            if self.plateau.step(value):
-                log.info(f"step {p.step} | lr decayed to {self.cfg.lr * self.plateau.scale:.3g}")
-            p.early_bad = 0 if value < p.best_bpc else p.early_bad + 1
-        improved = value < p.best_bpc
-        if improved:
-            p.best_bpc = value
-        if self.ctx.is_main:
-            with averaged_weights(self.optimizer):
-                if improved:
-                    save_model(self.run_dir, BEST, self.model, self.meta(value))
-                save_model(self.run_dir, LAST, self.model, self.meta(value))
+        decision = judge(p, value, scheduled, self.plateau, self.opt_kind == "sgd", self.cfg.nonmono)
+        if decision.switch_to_asgd:
+            self.switch_to_asgd()
+        if decision.lr_decayed:
+            log.info(f"step {p.step} | lr decayed to {self.cfg.lr * self.plateau.scale:.3g}")
+        self.files.save_weights(self.model, self.optimizer, self.meta(value), best=decision.improved)
         self.save_resume()
-        self.write_metrics({"valid/bpc": value, "valid/best_bpc": p.best_bpc, "train/epoch": p.epoch})
+        record = {"valid/bpc": value, "valid/best_bpc": p.best_bpc, "train/epoch": p.epoch}
+        self.files.write_metrics(p, record)
         return value
 
     def switch_to_asgd(self) -> None:
@@ -317,35 +205,113 @@ class Trainer:
         self.optimizer = make_optimizer("asgd", self.params(), lr, self.cfg.weight_decay)
         log.info(f"step {self.progress.step} | NT-ASGD: switching to averaged SGD")
 
-    def current_lr(self) -> float:
-        """The base lr of the next step (after any plateau decay just applied; before random-BPTT scaling)."""
-        cfg = self.cfg
-        return cfg.lr * self.plateau.scale * schedule_scale(cfg.schedule, self.progress.step, cfg.max_steps)
-
-    def write_metrics(self, record: dict[str, Any]) -> None:
-        if self.metrics_file is None:
-            return
-        full = {"step": self.progress.step, "time_s": round(self.progress.elapsed_s, 3), **record}
-        self.metrics_file.write(json.dumps(full) + "\n")
-        self.metrics_file.flush()
-
-    def final_test(self) -> float | None:
-        """Test BPC of the best checkpoint, written into ``best.json`` as ``test_bpc``."""
-        if not self.ctx.is_main or len(self.splits.test) == 0 or not (self.run_dir / "best.json").is_file():
-            return None
-        from lnrnn.train.checkpoint import load_model
-
-        best, meta = load_model(self.run_dir, BEST)
-        test = bits_per_byte(*evaluate_bytes(best.to(self.device), self.splits.test, self.cfg.eval_chunk))
-        meta = {k: v for k, v in meta.items() if k not in ("format", "lnrnn_version", "model", "vocab")}
-        save_model(self.run_dir, BEST, best, {**meta, "test_bpc": test})
-        self.write_metrics({"test/bpc": test})
-        log.info(f"step {self.progress.step} | test bpc {test:.4f} | best valid {meta['valid_bpc']:.4f}")
-        return test
-
     # --- the loop ---------------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        if self.resume:
+            self.load_resume()
+        self.wrap()
+        self.files.open(config_dict(self.model_cfg, self.cfg), log)
+        log.info(self.describe())
+        bar = tqdm(
+            total=self.cfg.max_steps or None,
+            initial=self.progress.step,
+            unit="step",
+            file=sys.stderr,
+            disable=self.quiet or not sys.stderr.isatty() or not self.ctx.is_main,
+            dynamic_ncols=True,
+        )
+        try:
+            with self.signals():
+                stopped = self.loop(bar)
+            return self.finish(stopped, bar)
+        finally:
+            bar.close()
+            self.files.close(log)
+            D.shutdown(self.ctx)
+
+    def describe(self) -> str:
+        cfg, n = self.cfg, self.splits
+        return (
+            f"device {self.device} ({self.device_reason}) | "
+            f"{'bf16 autocast' if cfg.bf16 else 'fp32'}{', compiled steps' if cfg.compile else ''} | "
+            f"processes {self.ctx.world} | params {self.model.num_parameters():,} | "
+            f"train {len(n.train):,} bytes | valid {len(n.valid):,} | test {len(n.test):,} | "
+            + (f"resumed at step {self.progress.step}" if self.resume else f"run dir {self.run_dir}")
+        )
+
+    def loop(self, bar: tqdm) -> str:
+        """Train until a limit, early stopping or a signal; returns which one stopped the run."""
+        cfg, p = self.cfg, self.progress
+        start = time.perf_counter() - p.elapsed_s
+        while True:
+            if cfg.max_steps and p.step >= cfg.max_steps:
+                return "max_steps"
+            t0 = time.perf_counter()
+            nll, self.last_norm, tokens = self.train_step()
+            dt = time.perf_counter() - t0
+            p.elapsed_s = time.perf_counter() - start
+            p.acc = [p.acc[0] + nll * tokens, p.acc[1] + tokens, p.acc[2] + dt, p.acc[3] + 1]
+            bar.update(1)
+            if p.step % cfg.log_interval == 0:
+                self.log_interval(bar)
+            if p.step % cfg.eval_interval == 0:
+                self.log_interval(bar)
+                valid = self.check(scheduled=True)
+                log.info(
+                    f"step {p.step} | train bpc {self.interval_bpc:.3f} | valid bpc {valid:.3f} | "
+                    f"{self.interval_ms:.1f} ms/step | grad norm {self.last_norm:.2f} | "
+                    f"{self.interval_cps:,.0f} chars/s | lr {self.current_lr():.3g}"
+                )
+                if cfg.early_stop and p.early_bad >= cfg.early_stop:
+                    return "early_stop"
+            out_of_time = bool(cfg.max_minutes) and p.elapsed_s > 60 * cfg.max_minutes
+            if D.any_rank(self.ctx, bool(self.stop_signal) or out_of_time):
+                return self.stop_signal or "max_minutes"
+
+    def finish(self, stopped: str, bar: tqdm) -> RunResult:
+        """Interrupted: save and exit. Otherwise a last check (unless the last step had one), then test."""
+        p, exit_code, test = self.progress, 0, None
+        if stopped in SIGNALS:
+            self.interrupted()
+            exit_code = EXIT_SIGINT if stopped == "SIGINT" else EXIT_SIGTERM
+        else:
+            if p.step % self.cfg.eval_interval != 0 or p.step == 0:
+                self.log_interval(bar)
+                valid = self.check(scheduled=False)
+                log.info(f"step {p.step} | final | train bpc {self.interval_bpc:.3f} | valid bpc {valid:.3f}")
+            test = best_test_bpc(self.files, p, self.device, self.splits.test, self.cfg.eval_chunk)
+        log.info(f"step {p.step} | stopped: {stopped} | best valid bpc {p.best_bpc:.4f}")
+        D.barrier(self.ctx)
+        return RunResult(p.step, p.best_bpc, test, stopped, exit_code)
+
+    def log_interval(self, bar: tqdm) -> None:
+        """The train record of the steps since the last one (nats and tokens summed over processes)."""
+        p = self.progress
+        if p.acc[3] == 0:
+            return
+        nats, tokens = D.sum_floats(self.ctx, p.acc[:2])
+        seconds, steps = p.acc[2], p.acc[3]
+        bpc = bits_per_byte(nats, int(tokens))
+        cps = tokens / max(seconds, 1e-9)
+        self.files.write_metrics(
+            p,
+            {
+                "train/loss": nats / tokens,
+                "train/bpc": bpc,
+                "train/grad_norm": self.last_norm,
+                "train/lr": self.optimizer.param_groups[0]["lr"],
+                "perf/chars_per_s": cps,
+                "perf/ms_per_step": 1000 * seconds / steps,
+            },
+        )
+        bar.set_postfix(train_bpc=f"{bpc:.3f}", valid_bpc=f"{p.last_valid:.3f}", chars_s=f"{cps:,.0f}")
+        self.interval_bpc, self.interval_ms, self.interval_cps = bpc, 1000 * seconds / steps, cps
+        p.acc = [0.0, 0.0, 0.0, 0.0]
+
     @contextmanager
     def signals(self) -> Iterator[None]:
+        """SIGINT/SIGTERM only set ``stop_signal``: the loop stops at the end of the step, on every rank."""
+
         def handler(signum: int, _frame: Any) -> None:
             self.stop_signal = signal.Signals(signum).name
 
@@ -356,118 +322,10 @@ class Trainer:
             for s, h in old.items():
                 signal.signal(s, h)
 
-    def log_interval(self, bar: tqdm) -> None:
-        p = self.progress
-        if p.acc[3] == 0:
-            return
-        nats, tokens = D.sum_floats(self.ctx, p.acc[:2])  # over all processes
-        seconds, steps = p.acc[2], p.acc[3]
-        bpc = bits_per_byte(nats, int(tokens))
-        cps = tokens / max(seconds, 1e-9)
-        self.write_metrics(
-            {
-                "train/loss": nats / tokens,
-                "train/bpc": bpc,
-                "train/grad_norm": self.last_norm,
-                "train/lr": self.optimizer.param_groups[0]["lr"],
-                "perf/chars_per_s": cps,
-                "perf/ms_per_step": 1000 * seconds / steps,
-            }
-        )
-        bar.set_postfix(train_bpc=f"{bpc:.3f}", valid_bpc=f"{p.last_valid:.3f}", chars_s=f"{cps:,.0f}")
-        self.interval_bpc, self.interval_ms, self.interval_cps = bpc, 1000 * seconds / steps, cps
-        p.acc = [0.0, 0.0, 0.0, 0.0]
-
-    def run(self) -> RunResult:
-        cfg, p, resume = self.cfg, self.progress, self.resume
-        if resume:
-            self.load_resume()
-            p = self.progress
-        self.wrap()
-        if self.ctx.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(
-                self.run_dir / "config.json", json.dumps(config_dict(self.model_cfg, cfg), indent=2) + "\n"
-            )
-            self.metrics_file = open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8")
-            self.file_log = logging.FileHandler(self.run_dir / "train.log", encoding="utf-8")
-            log.addHandler(self.file_log)
-        log.info(
-            f"device {self.device} ({self.device_reason}) | "
-            f"{'bf16 autocast' if cfg.bf16 else 'fp32'}{', compiled steps' if cfg.compile else ''} | "
-            f"processes {self.ctx.world} | params {self.model.num_parameters():,} | "
-            f"train {len(self.splits.train):,} bytes | "
-            f"valid {len(self.splits.valid):,} | test {len(self.splits.test):,} | "
-            + (f"resumed at step {p.step}" if resume else f"run dir {self.run_dir}")
-        )
-        self.last_norm, self.interval_bpc, self.interval_ms, self.interval_cps = math.nan, math.nan, 0.0, 0.0
-        bar = tqdm(
-            total=cfg.max_steps or None,
-            initial=p.step,
-            unit="step",
-            file=sys.stderr,
-            disable=self.quiet or not sys.stderr.isatty() or not self.ctx.is_main,
-            dynamic_ncols=True,
-        )
-        stopped, exit_code = "", 0
-        start = time.perf_counter() - p.elapsed_s
-        try:
-            with self.signals():
-                while True:
-                    if cfg.max_steps and p.step >= cfg.max_steps:
-                        stopped = "max_steps"
-                        break
-                    t0 = time.perf_counter()
-                    nll, self.last_norm, tokens = self.train_step()
-                    dt = time.perf_counter() - t0
-                    p.elapsed_s = time.perf_counter() - start
-                    p.acc = [p.acc[0] + nll * tokens, p.acc[1] + tokens, p.acc[2] + dt, p.acc[3] + 1]
-                    bar.update(1)
-                    if p.step % cfg.log_interval == 0:
-                        self.log_interval(bar)
-                    if p.step % cfg.eval_interval == 0:
-                        self.log_interval(bar)
-                        valid = self.check(scheduled=True)
-                        log.info(
-                            f"step {p.step} | train bpc {self.interval_bpc:.3f} | valid bpc {valid:.3f} | "
-                            f"{self.interval_ms:.1f} ms/step | grad norm {self.last_norm:.2f} | "
-                            f"{self.interval_cps:,.0f} chars/s | lr {self.current_lr():.3g}"
-                        )
-                        if cfg.early_stop and p.early_bad >= cfg.early_stop:
-                            stopped = "early_stop"
-                            break
-                    out_of_time = bool(cfg.max_minutes) and p.elapsed_s > 60 * cfg.max_minutes
-                    if D.any_rank(self.ctx, bool(self.stop_signal) or out_of_time):
-                        stopped = self.stop_signal or "max_minutes"
-                        break
-            if stopped in ("SIGINT", "SIGTERM"):
-                self.interrupted()
-                exit_code = EXIT_SIGINT if stopped == "SIGINT" else EXIT_SIGTERM
-            else:
-                if p.step % cfg.eval_interval != 0 or p.step == 0:
-                    self.log_interval(bar)
-                    valid = self.check(scheduled=False)
-                    log.info(
-                        f"step {p.step} | final | train bpc {self.interval_bpc:.3f} | valid bpc {valid:.3f}"
-                    )
-            test = None if exit_code or stopped in ("SIGINT", "SIGTERM") else self.final_test()
-            log.info(f"step {p.step} | stopped: {stopped} | best valid bpc {p.best_bpc:.4f}")
-            D.barrier(self.ctx)
-            return RunResult(p.step, p.best_bpc, test, stopped, exit_code)
-        finally:
-            bar.close()
-            if self.metrics_file is not None:
-                self.metrics_file.close()
-            if self.file_log is not None:
-                log.removeHandler(self.file_log)
-                self.file_log.close()
-            D.shutdown(self.ctx)
-
     def interrupted(self) -> None:
         """On SIGINT/SIGTERM: save ``last`` (without a new evaluation) and the resume state."""
-        if self.ctx.is_main:
-            with averaged_weights(self.optimizer):
-                save_model(self.run_dir, LAST, self.model, self.meta(self.progress.last_valid))
+        meta = self.meta(self.progress.last_valid)
+        self.files.save_weights(self.model, self.optimizer, meta, best=False)
         self.save_resume()
         log.info(
             f"step {self.progress.step} | interrupted by {self.stop_signal}: saved last and {RESUME_FILE}"
@@ -478,8 +336,6 @@ def train(
     model_cfg: ModelConfig, cfg: TrainConfig, run_dir: Path, resume: bool = False, quiet: bool = False
 ) -> RunResult:
     run_dir = Path(run_dir)
-    if not resume and (run_dir / "config.json").exists():
-        raise UserError(
-            f"{run_dir} already holds a run; pass --resume to continue it or choose another --out"
-        )
+    if not resume:
+        refuse_existing(run_dir)
     return Trainer(model_cfg, cfg, run_dir, quiet, resume).run()

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from bench import typing_latency
-from bench.corpora import VALIDATION_SPLITS
 from lnrnn.export.api import export_model
 from lnrnn.train.model import ByteLM, ModelConfig
+from lnrnn.train.recipes.corpora import VALIDATION_SPLITS
 
 
 def positive(value: object) -> bool:

@@ -11,12 +11,12 @@ import json
 import pytest
 
 from bench.common import REPO
-from bench.compressors import compressed_bits_per_byte
-from bench.corpora import VALIDATION_SPLITS
-from bench.model_card import END, START, table
 from lnrnn.bpc import bits_per_byte
 from lnrnn.contract import SEQUENCE_INT8_FILE, STEP_INT8_FILE
 from lnrnn.serve.runtime import Runtime
+from lnrnn.train.recipes.compression import compressed_bits_per_byte
+from lnrnn.train.recipes.corpora import VALIDATION_SPLITS
+from lnrnn.train.recipes.model_card import END, START, table
 
 MODEL = REPO / "models" / "default"
 MAX_PARAMETERS = 5_000_000

@@ -131,7 +131,7 @@ def test_bad_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str], run_dir:
         (["--data", str(corpus), "--dropout-input", "1.5"], "dropout_input"),
         (["--data", str(corpus), "--split", "0.5,0.6"], "--split"),
         ([], "--data is required"),
-        (["--resume"], "--preset cannot be combined with --resume"),
+        (["--resume"], "--resume: no config.json"),
     ]
     if not torch.cuda.is_available():
         cases.append((["--data", str(corpus), "--device", "cuda"], "CUDA is not available"))
@@ -201,3 +201,42 @@ def test_signal_saves_last_and_resume_works(tmp_path: Path, sig: signal.Signals,
     steps = [r["step"] for r in read_jsonl(run / "metrics.jsonl") if "train/loss" in r]
     assert steps[-1] == target and json.loads((run / "best.json").read_text())["step"] == target
     assert os.path.getsize(run / "best.safetensors") > 0
+
+
+def resumable(tmp_path: Path, steps: int) -> list[str]:
+    """A tiny-preset command whose run can be continued."""
+    corpus = tmp_path / "c.txt"
+    if not corpus.exists():
+        write_corpus(corpus, n=20_000)
+    return ["train", "--data", str(corpus), "--out", str(tmp_path / "run"), *TINY,
+            "--max-steps", str(steps), "--eval-interval", "2", "--log-interval", "1"]  # fmt: skip
+
+
+def test_the_runs_own_command_plus_resume_continues_it(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert main(resumable(tmp_path, 4)) == 0
+    assert main([*resumable(tmp_path, 4), "--resume"]) == 0  # the same command: nothing left to train
+    assert json.loads((run / "last.json").read_text())["step"] == 4
+    assert main([*resumable(tmp_path, 8), "--resume"]) == 0  # the run length may change: it continues
+    steps = [r["step"] for r in read_jsonl(run / "metrics.jsonl") if "train/loss" in r]
+    assert steps == list(range(1, 9))
+    assert json.loads((run / "last.json").read_text())["step"] == 8
+    log = (run / "train.log").read_text()
+    assert "resumed at step 4" in log and "| stopped: max_steps |" in log
+
+
+def test_resume_names_each_flag_that_differs_from_the_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    assert main(resumable(tmp_path, 2)) == 0
+    before = (run / "last.json").read_text()
+    flag = [*resumable(tmp_path, 2), "--lr", "0.01", "--resume"]
+    bad(tmp_path, capsys, flag, "--lr 0.01 here, 0.003 in the run")
+    preset = [*resumable(tmp_path, 2), "--preset", "small", "--resume"]
+    bad(tmp_path, capsys, preset, "--layers 2 (from --preset small) here, 1 in the run")
+    assert main([*resumable(tmp_path, 2), "--bptt", "8", "--random-bptt", "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "--bptt 8 here, 32 in the run" in err and "--random-bptt true here, false in the run" in err
+    assert err.count("\n") == 1 and "only --max-steps and --max-minutes may change" in err
+    assert (run / "last.json").read_text() == before  # nothing was trained

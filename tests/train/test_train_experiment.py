@@ -13,7 +13,7 @@ from train_testlib import write_corpus
 
 from lnrnn.cli import main
 from lnrnn.errors import UserError
-from lnrnn.train.experiment_plan import (
+from lnrnn.train.experiments.plan import (
     QUICK,
     RunSpec,
     Timing,
@@ -22,7 +22,7 @@ from lnrnn.train.experiment_plan import (
     steps_for_budget,
     unique_specs,
 )
-from lnrnn.train.experiment_stats import (
+from lnrnn.train.experiments.stats import (
     FAIL,
     INCONCLUSIVE,
     NOT_REPRODUCED,

@@ -9,7 +9,7 @@ import torch
 
 from lnrnn.contract import VOCAB_SIZE
 from lnrnn.train.model import ByteLM, ModelConfig
-from lnrnn.train.trainer import LossModule
+from lnrnn.train.regularizers import LossModule
 
 
 def expected_parameters(cfg: ModelConfig) -> int:

@@ -11,7 +11,7 @@ import torch
 from train_testlib import read_jsonl, write_corpus
 
 from lnrnn.errors import UserError
-from lnrnn.train import trainer as trainer_module
+from lnrnn.train import validation
 from lnrnn.train.optim import PlateauDecay, averaged_weights, nt_trigger, schedule_scale
 from lnrnn.train.presets import resolve
 from lnrnn.train.trainer import Trainer, train
@@ -63,7 +63,7 @@ def scripted_trainer(
         seen.append(model.output_bias.detach().clone())
         return next(script) * math.log(2) * 100, 100
 
-    monkeypatch.setattr(trainer_module, "evaluate_bytes", fake_evaluate)
+    monkeypatch.setattr(validation, "evaluate_bytes", fake_evaluate)
     corpus = write_corpus(tmp_path / "c.txt", n=20_000)
     model_cfg, cfg = resolve("tiny", {"data": str(corpus), "hidden": 16, **over})
     return Trainer(model_cfg, cfg, tmp_path / "run", quiet=True), seen
@@ -100,9 +100,7 @@ def test_plateau_decay_lowers_lr_in_training(tmp_path: Path, monkeypatch: pytest
 
 
 def test_early_stop_and_plateau_in_a_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(
-        trainer_module, "evaluate_bytes", lambda m, d, c: (next(values) * math.log(2) * 100, 100)
-    )
+    monkeypatch.setattr(validation, "evaluate_bytes", lambda m, d, c: (next(values) * math.log(2) * 100, 100))
     values = iter([3.0, 3.1, 3.2, 3.3, 3.4, 3.5])
     corpus = write_corpus(tmp_path / "c.txt", n=20_000)
     model_cfg, cfg = resolve(

@@ -13,7 +13,7 @@ import torch
 from train_testlib import write_corpus
 
 from lnrnn.cli import main
-from lnrnn.train import trainer
+from lnrnn.train import devices
 from lnrnn.train.checkpoint import load_model
 
 TINY = ["--preset", "tiny", "--hidden", "32", "--quiet", "--max-steps", "60", "--eval-interval", "60"]
@@ -41,7 +41,7 @@ def test_bf16_refused_on_a_cpu_without_native_bfloat16(
 def test_compile_refused_without_a_compiler(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(trainer.shutil, "which", lambda _name: None)
+    monkeypatch.setattr(devices.shutil, "which", lambda _name: None)
     corpus = write_corpus(tmp_path / "c.txt", n=20_000)
     argv = [
         "train",
@@ -59,7 +59,7 @@ def test_compile_refused_without_a_compiler(
 
 @pytest.mark.slow
 @pytest.mark.skipif(
-    not trainer.native_bf16(torch.device("cpu")), reason="this CPU has no AVX512-BF16/AMX (bf16 refused)"
+    not devices.native_bf16(torch.device("cpu")), reason="this CPU has no AVX512-BF16/AMX (bf16 refused)"
 )
 def test_bf16_compiled_run_lands_where_the_fp32_eager_run_lands(tmp_path: Path) -> None:
     corpus = write_corpus(tmp_path / "c.txt", n=40_000)

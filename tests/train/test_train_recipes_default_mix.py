@@ -11,11 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.common import SHARED_DATA
-from bench.corpora import VALIDATION_SPLITS
-from bench.default_mix import DEFAULT_REPEATS, REPEATS, build, parse_repeats
+from lnrnn.train.recipes.corpora import SHARED_DATA, VALIDATION_SPLITS
+from lnrnn.train.recipes.default_mix import DEFAULT_REPEATS, REPEATS, build, parse_repeats
 
 REPO = Path(__file__).resolve().parents[2]
+MIX = [sys.executable, "-m", "lnrnn.train.recipes.default_mix"]
 
 
 def test_mix_is_every_byte_before_each_validation_split(tmp_path: Path) -> None:
@@ -45,7 +45,7 @@ def test_a_changed_corpus_is_refused(tmp_path: Path) -> None:
     target.chmod(0o644)
     target.write_bytes(target.read_bytes() + b"x")
     proc = subprocess.run(
-        [sys.executable, "-m", "bench.default_mix", "--data", str(data), "--out", str(tmp_path / "o")],
+        [*MIX, "--data", str(data), "--out", str(tmp_path / "o")],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -81,7 +81,7 @@ def test_repeats_override_reweights_only_the_named_corpora(tmp_path: Path) -> No
 def test_bad_repeats_are_one_line(tmp_path: Path) -> None:
     for bad in ("shakespeare=2", "lcet10=0", "lcet10", "lcet10=x"):
         proc = subprocess.run(
-            [sys.executable, "-m", "bench.default_mix", "--out", str(tmp_path / "o"), "--repeats", bad],
+            [*MIX, "--out", str(tmp_path / "o"), "--repeats", bad],
             cwd=REPO,
             capture_output=True,
             text=True,

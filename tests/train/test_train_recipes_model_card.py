@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.model_card import END, START, table, write_card
+from lnrnn.train.recipes.model_card import END, START, table, write_card
 
 
 def row(corpus: str, model: float, bzip2: float) -> dict[str, float | str | int]:

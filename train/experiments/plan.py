@@ -117,7 +117,7 @@ def equal_param_hidden(cell: str, target: int, limit: int) -> int:
 
 
 def build_claims(hidden: int) -> list[Claim]:
-    """The four claims of issue 7, each with the configurations it compares."""
+    """The four published claims (layer norm, batch norm, cells, initialisers), each with its runs."""
     ln_gru = RunSpec("gru", "layer", hidden)
     grid = {f"{c}/{n}": RunSpec(c, n, hidden) for n in ("layer", "none", "batch") for c in ("gru", "lstm")}
     ref = param_count(ln_gru)
@@ -163,7 +163,7 @@ def build_claims(hidden: int) -> list[Claim]:
             "4",
             "The initialiser matters little; Xavier was best, variance scaling had the largest spread",
             "the initialiser matters little; Xavier was best, variance scaling had the largest spread "
-            "(paraphrase from issue 7: the results section of the page was not available to verify)",
+            "(paraphrased: the results section of Hafner's page was not available to verify)",
             "Hafner 2017",
             {
                 f"gru/{i}": RunSpec("gru", "layer", hidden, i)

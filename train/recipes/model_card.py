@@ -1,10 +1,10 @@
 """Score a model on every validation split next to gzip/bzip2/xz and write its model-card table.
 
-python -m bench.model_card models/default
+python -m lnrnn.train.recipes.model_card models/default
 
 Writes ``MODEL/evaluation.json`` and replaces the table between the ``evaluation`` markers of
-``MODEL/README.md`` (the rest of the card is prose). The target of issue 8 is printed per split: at least
-25% fewer bits than bzip2 -9.
+``MODEL/README.md`` (the rest of the card is prose). The default model's target is printed per split: at
+least 25% fewer bits than bzip2 -9.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.compression import measure
+from lnrnn.train.recipes.compression import measure
 
 START, END = "<!-- evaluation:start -->", "<!-- evaluation:end -->"
 TARGET_VS_BZIP2 = 0.75  # the model must need <= 75% of bzip2 -9's bits

@@ -1,15 +1,15 @@
 """Build the default model's training mix: every corpus's bytes before its validation split, concatenated.
 
-python -m bench.default_mix --out runs/default-data [--data ../shared/data]
+python -m lnrnn.train.recipes.default_mix --out runs/default-data [--data ../shared/data]
 
-Writes ``train.txt`` (the train parts, in the order of ``bench/corpora.py``, each repeated ``REPEATS``
+Writes ``train.txt`` (the train parts, in the order of ``corpora.py``, each repeated ``REPEATS``
 times), ``valid.txt`` (the validation splits once each, same order; the trainer uses it to pick the
 checkpoint) and ``manifest.json`` (file, sha256, repeats and the byte ranges of each part). Bytes are copied
 as they are: no BOM stripping, no CRLF conversion.
 
 The repeats weight the mix towards the corpora that have the least training text for the hardest target
-(issue 8: >= 25% under bzip2 -9 on every split): War and Peace (3.1 MB) appears once, everything else twice,
-PTB-char (0.7 MB of a format unlike any other corpus) three times.
+(the model card's: at least 25% fewer bits than bzip2 -9 on every split): War and Peace (3.1 MB) appears
+once, everything else twice, PTB-char (0.7 MB of a format unlike any other corpus) three times.
 """
 
 from __future__ import annotations
@@ -20,8 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.common import SHARED_DATA
-from bench.corpora import VALIDATION_SPLITS
+from lnrnn.train.recipes.corpora import SHARED_DATA, VALIDATION_SPLITS
 
 REPEATS = {"warandpeace": 1, "ptb-char-valid": 3}  # every other corpus: DEFAULT_REPEATS
 DEFAULT_REPEATS = 2
@@ -58,7 +57,7 @@ def build(data_dir: Path, out: Path, repeats_of: dict[str, int] | None = None) -
             valid_off += len(data) - cut
     manifest = {
         "description": "lnrnn default-model mix: each corpus's bytes before its validation split "
-        "(bench/corpora.py), repeated `repeats` times back to back, raw bytes, no normalisation",
+        "(lnrnn.train.recipes.corpora), repeated `repeats` times back to back, raw bytes, no normalisation",
         "train_bytes": train_off,
         "valid_bytes": valid_off,
         "parts": parts,

@@ -4,7 +4,7 @@ Runs are sequential and in-process (torch threads = 2) through the normal ``Trai
 the data; only the valid split is cut to a fixed prefix (``Scale.valid_bytes``) so that each check is cheap,
 and the test split is dropped (no test evaluation). Every valid BPC is exact over that prefix, through
 ``lnrnn.bpc.bits_per_byte``. Steps come from ``--budget-minutes`` and a timing probe of every configuration
-(or ``--steps``). Outputs: ``DIR/results.json`` (schema in ``experiment_report``), ``DIR/report.md``,
+(or ``--steps``). Outputs: ``DIR/results.json`` (schema in ``experiments.report``), ``DIR/report.md``,
 ``DIR/claim*.png`` and ``DIR/runs/<config>/seed<k>/`` (metrics.jsonl, config.json, best.json, train.log;
 weights are deleted).
 """
@@ -24,7 +24,7 @@ import numpy as np
 
 from lnrnn.errors import UserError
 from lnrnn.train.data import load_splits
-from lnrnn.train.experiment_plan import (
+from lnrnn.train.experiments.plan import (
     FULL,
     QUICK,
     Claim,
@@ -197,7 +197,7 @@ def describe_plan(plan: Plan, opts: Options) -> list[str]:
 
 def train_one(plan: Plan, spec: RunSpec, seed: int, opts: Options) -> dict[str, Any]:
     """Train one (config, seed) in ``DIR/runs/<config>/seed<k>`` (replaced if present); its record."""
-    from lnrnn.train.experiment_report import seed_record
+    from lnrnn.train.experiments.report import seed_record
 
     run_dir = opts.out / "runs" / spec.name / f"seed{seed}"
     if run_dir.exists():
@@ -227,7 +227,7 @@ def run_experiment(opts: Options) -> dict[str, Path]:
     """Validate, plan (printed through the logger), train every run, write results, report and plots."""
     import torch
 
-    from lnrnn.train.experiment_report import write_outputs
+    from lnrnn.train.experiments.report import write_outputs
 
     scale = check_options(opts)
     threads = torch.get_num_threads()

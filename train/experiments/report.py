@@ -33,7 +33,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from lnrnn.train.experiment_stats import METRICS, RULE, Stat, claim_result, curve_mean, summarize
+from lnrnn.train.experiments.stats import METRICS, RULE, Stat, claim_result, curve_mean, summarize
 from lnrnn.train.plot import read_metrics, series
 
 SCHEMA = "lnrnn-experiment-seeds/1"
@@ -168,8 +168,8 @@ def build_results(plan: Any, records: dict[str, dict[int, dict[str, Any]]], opts
 
 
 def write_outputs(plan: Any, records: dict[str, dict[int, dict[str, Any]]], opts: Any, wall_s: float) -> dict:
-    from lnrnn.train.experiment_markdown import render
-    from lnrnn.train.experiment_plots import plot_claim
+    from lnrnn.train.experiments.markdown import render
+    from lnrnn.train.experiments.plots import plot_claim
 
     out: Path = opts.out
     results = build_results(plan, records, opts, wall_s)
