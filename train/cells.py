@@ -115,10 +115,13 @@ class RecurrentCell(nn.Module):
         Linear bias (plain), BN beta (batch), or the first LN slice's beta (layer); that slice holds the
         GRU reset gate and the LSTM forget gate.
         """
-        if self.norm == "layer":
-            return self.norm_x.norms[0].bias
-        if self.norm == "batch":
-            return self.norm_x.bn.bias
+        norm_x = self.norm_x
+        if isinstance(norm_x, GroupedLayerNorm):
+            first = norm_x.norms[0]
+            assert isinstance(first, nn.LayerNorm)
+            return first.bias
+        if isinstance(norm_x, SequenceBatchNorm):
+            return norm_x.bn.bias
         return self.w_ih.bias
 
     def reset_parameters(self, init: str) -> None:

@@ -62,7 +62,10 @@ def _discard(tmp: Path | None) -> None:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    def write(tmp: Path) -> None:
+        tmp.write_text(text, encoding="utf-8")
+
+    atomic_write(path, write)
 
 
 def save_model(run_dir: Path, name: str, model: ByteLM, meta: dict[str, Any]) -> None:

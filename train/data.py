@@ -41,7 +41,7 @@ def parse_split(text: str) -> tuple[float, float, float]:
         raise UserError(
             f"--split needs train,valid,test fractions > 0 (test >= 0) summing to 1, got {text!r}"
         )
-    return parts  # type: ignore[return-value]
+    return parts[0], parts[1], parts[2]
 
 
 def is_standard(path: Path) -> bool:

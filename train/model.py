@@ -6,7 +6,7 @@ The model is defined once, here. Training, evaluation and the ONNX exporter all 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import torch
 import torch.nn.functional as F
@@ -100,14 +100,14 @@ class ByteLM(nn.Module):
 
     def reset_parameters(self) -> None:
         nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
-        for cell in self.cells:
+        for cell in self.recurrent_cells:
             cell.reset_parameters(self.config.init)
         if self.projection is not None:
             nn.init.xavier_uniform_(self.projection.weight)
 
     @property
     def recurrent_cells(self) -> list[RecurrentCell]:
-        return list(self.cells)  # type: ignore[arg-type]
+        return cast(list[RecurrentCell], list(self.cells))  # ModuleList is untyped: it holds only these
 
     def init_state(self, batch: int) -> Tensor:
         """The (learned) initial state, expanded to a batch: (L, B, S)."""
