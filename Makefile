@@ -43,6 +43,10 @@ format: install  ## ruff --fix + ruff format
 test: install lint  ## install, lint, and run the whole test suite (what CI runs)
 	$(BIN)/pytest
 
+.PHONY: test-fast
+test-fast:  ## the unit tier while you work: no slow tests, no shared data, no install or lint
+	$(BIN)/pytest -q -m "not slow and not data"
+
 .PHONY: bench
 bench: install  ## full benchmark (~15 min, on a quiet machine): writes BENCHMARKS.md and bench/results.json
 	$(BIN)/python -m bench.run --out bench/results.json --markdown BENCHMARKS.md

@@ -9,10 +9,12 @@ under ``/v2`` that way, middleware ones included).
 from __future__ import annotations
 
 import zlib
+from enum import Enum
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from lnrnn import __version__
 from lnrnn.serve.deps import GateDep, MetricsDep, RuntimeDep, SettingsDep
@@ -22,8 +24,70 @@ from lnrnn.serve.v2_models import MODELS, TEXT_MODEL, VERSION, infer_step, infer
 from lnrnn.serve.v2_tensors import HEADER_LENGTH, encode_response, parse_request
 
 EXTENSIONS = ["binary_tensor_data", "sequence", "sequence(string_id)"]  # only what is implemented
-router = APIRouter(prefix="/v2", tags=["v2 (Open Inference Protocol)"])
-health_router = APIRouter(prefix="/v2/health", tags=["v2 (Open Inference Protocol)"])
+TAGS: list[str | Enum] = ["v2 (Open Inference Protocol)"]
+
+
+class V2Error(BaseModel):
+    error: str = Field(description="what is wrong and what to change")
+
+
+V2_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": V2Error, "description": description}
+    for status, description in (
+        (400, "the request is not a valid v2 inference request (the message says which part)"),
+        (401, "LNRNN_API_KEY is set and the bearer token is missing or wrong"),
+        (404, "no such model, version, output or open sequence"),
+        (405, "wrong method for this route"),
+        (413, "texts or body over the configured limit"),
+        (415, "unsupported Content-Encoding"),
+        (422, "a path or query parameter is malformed"),
+        (429, "every session slot (LNRNN_MAX_SESSIONS) is busy"),
+        (503, "the model is not loaded, or every slot and the queue are busy"),
+        (504, "the request took longer than LNRNN_REQUEST_TIMEOUT_S"),
+    )
+}
+_TENSOR = {
+    "type": "object",
+    "required": ["name", "datatype", "shape"],
+    "properties": {
+        "name": {"type": "string", "minLength": 1},
+        "datatype": {"type": "string", "enum": ["BYTES", "INT64", "INT32", "FP32", "FP64", "BOOL"]},
+        "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}, "maxItems": 8},
+        "data": {"type": "array"},
+        "parameters": {"type": "object"},
+    },
+}
+# The body is read raw (JSON, or JSON + binary tensors), so its schema is documented by hand.
+INFER_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "JSON; with binary tensor data, the JSON header (length in "
+        "Inference-Header-Content-Length) followed by the raw tensors",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["inputs"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "parameters": {"type": "object"},
+                        "inputs": {"type": "array", "minItems": 1, "items": _TENSOR},
+                        "outputs": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["name"],
+                                "properties": {"name": {"type": "string"}},
+                            },
+                        },
+                    },
+                }
+            }
+        },
+    }
+}
+router = APIRouter(prefix="/v2", tags=TAGS, responses=V2_ERRORS)
+health_router = APIRouter(prefix="/v2/health", tags=TAGS, responses=V2_ERRORS)
 
 
 @health_router.get("/live", summary="the process is up")
@@ -66,8 +130,12 @@ async def model_ready(name: str, request: Request, version: str | None = None) -
     return JSONResponse({"name": name, "ready": is_ready}, status_code=200 if is_ready else 503)
 
 
-@router.post("/models/{name}/infer", summary="inference (JSON or binary tensor data)")
-@router.post("/models/{name}/versions/{version}/infer", summary="inference on a version")
+@router.post(
+    "/models/{name}/infer", summary="inference (JSON or binary tensor data)", openapi_extra=INFER_BODY
+)
+@router.post(
+    "/models/{name}/versions/{version}/infer", summary="inference on a version", openapi_extra=INFER_BODY
+)
 async def infer(
     name: str,
     request: Request,

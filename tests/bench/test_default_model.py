@@ -53,6 +53,7 @@ def test_trained_on_the_mix_with_every_split_held_out(runtime: Runtime) -> None:
     assert runtime.meta.valid_bpc is not None and 0 < runtime.meta.valid_bpc < 8
 
 
+@pytest.mark.data  # rescored on the validation splits
 def test_card_rows_reproduce(runtime: Runtime, evaluation: dict) -> None:
     rows = {row["corpus"]: row for row in evaluation["rows"]}
     assert list(rows) == [s.name for s in VALIDATION_SPLITS]

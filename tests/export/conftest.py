@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from export_testlib import verify_text_for
+
+from tests.helpers import verify_text_for
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Fixtures for the reliability tests: one tiny random model directory per session (tests may use torch)."""
+"""The reliability tests' clients on the session's tiny model: small limits, and the default ones."""
 
 from __future__ import annotations
 
@@ -6,21 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
-from reliability_testlib import VERIFY_DATA, TestClient, settings_for
 
-from lnrnn.export.api import export_model
 from lnrnn.serve.app import create_app
-from lnrnn.train.model import ByteLM, ModelConfig
-
-
-@pytest.fixture(scope="session")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    model = ByteLM(ModelConfig(cell="gru", hidden=32, layers=2))
-    out = tmp_path_factory.mktemp("reliability-model")
-    export_model(model, out, verify_data=VERIFY_DATA, train_data="random init (reliability tests)")
-    return out
+from tests.helpers import TestClient, settings_for
 
 
 @pytest.fixture(scope="module")
