@@ -1,4 +1,4 @@
-"""Fast ``sequence.onnx`` (recipe E): only the recurrent step runs inside a per-layer ``Scan``.
+"""Fast ``sequence.onnx`` (``--sequence fast``, default): only the recurrent step runs in per-layer ``Scan``s.
 
 * Layer 0's input path depends only on the token, so ``cells[0].input_path(E[v])`` for all 257 tokens is
   computed once by the torch module itself and stored as a [V, G] table: one ``Gather`` per sequence.

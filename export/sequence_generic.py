@@ -1,4 +1,4 @@
-"""Generic ``sequence.onnx`` (recipe C): an ONNX ``Scan`` whose body is the exported step graph.
+"""Generic ``sequence.onnx`` (``--sequence generic``): an ONNX ``Scan`` whose body is the exported step graph.
 
 The Scan carries the state and the previous step's log-probs; each step first gathers the current token's
 log-prob from the previous distribution, then runs the step graph. The first gathered value (before any

@@ -40,7 +40,7 @@ from lnrnn.export.errors import (
 )
 from lnrnn.train.model import ByteLM
 
-ATOL_LOGPROB = 1e-4  # max |Δ log-prob| ONNX vs PyTorch (feasibility.md: GRU < 5e-5; LSTM only at T <= 50)
+ATOL_LOGPROB = 1e-4  # max |Δ log-prob| ONNX vs PyTorch (measured: GRU < 5e-5; LSTM only at T <= 50)
 ATOL_STATE = 1e-4
 BPC_TOL = 1e-4  # bits/byte on the verify data
 VERIFY_BATCH, VERIFY_TIME = 3, 17  # untraced shapes (graphs are traced at B=2, T=5)

@@ -1,4 +1,4 @@
-"""The bundled models/default keeps issue 8's promises, checked on the committed files themselves.
+"""The bundled models/default keeps the default model's promises, checked on the committed files themselves.
 
 <= 5M parameters and <= 25 MB on disk; int8 files only with a BPC delta <= 0.01; trained on the corpus mix;
 and the model card's numbers are what the torch-free runtime and the compressors give today.

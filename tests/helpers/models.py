@@ -44,7 +44,7 @@ def export_tiny(out: Path) -> TinyModel:
 
 VERIFY_BYTES = 1200  # the CLI default is 10 kB; the tests use a shorter slice to stay fast
 # Random LN-LSTMs are chaotic: fp32 vs fp64 PyTorch already differ by ~1e-1 per log-prob after ~400 steps
-# (feasibility.md; re-measured on these models), so their free-running BPC parity uses T <= 50.
+# (measured on these models), so their free-running BPC parity uses T <= 50.
 LSTM_VERIFY_BYTES = 48
 
 

@@ -88,7 +88,7 @@ def test_deadline_is_504_and_running_work_keeps_its_slot_until_it_stops(model_di
 
 def test_a_timed_out_long_score_stops_at_its_next_chunk(model_dir: Path) -> None:
     """The deadline cancels running work too: the worker stops between two graph calls, not at the end.
-    (Without batching, where the worker runs its own calls; the batched case is in tests/serve/test_batching.py.)"""
+    (Without batching, where the worker runs its own calls; tests/serve/test_batching.py has the other.)"""
     runtime = Runtime.load(model_dir, chunk_tokens=8)
     runs: list[int] = []
     started, release = threading.Event(), threading.Event()
