@@ -1,6 +1,8 @@
 """The artifact contract between ``lnrnn.export`` (writes) and ``lnrnn.serve`` (reads).
 
-Torch-free and onnx-free on purpose: it is plain names, numbers and JSON helpers.
+Torch-free and onnx-free on purpose: names, numbers, the graphs' declared inputs and outputs (name, dtype,
+axes: ``STEP_GRAPH``, ``SEQUENCE_GRAPH``; exporters build from them, loaders check against them with
+``graph_problems``), the document layout (``document_array``) and JSON helpers.
 
 A model directory holds:
 
