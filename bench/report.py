@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench import compress
 from bench.common import fmt, mb_and_mib
 from bench.scoring import LABELS
 
@@ -474,6 +475,7 @@ def render(res: dict[str, Any]) -> str:
         ("batching", batching),
         ("footprint", footprint),
         ("compression", compression),
+        ("compress", compress.render),
         ("training", training),
     ):
         if name not in res:

@@ -19,6 +19,7 @@ from typing import Any
 
 from bench import (
     batching,
+    compress,
     compression,
     footprint,
     int8_choices,
@@ -82,6 +83,7 @@ def sections(quick: bool, tmp: Path) -> list[tuple[str, Callable[[], dict[str, A
         ("batching", lambda: batching.measure(text, quick)),
         ("footprint", lambda: footprint.measure(quick)),
         ("compression", lambda: compression.measure(quick)),
+        ("compress", lambda: compress.measure(quick)),
         ("training", lambda: training(quick)),
     ]
 

@@ -24,6 +24,7 @@ EXTRA_FOR_MODULE = {
     "pydantic": "serve",
     "pydantic_settings": "serve",
     "prometheus_client": "serve",
+    "constriction": "serve",
     "onnxruntime": "cpu",
 }
 

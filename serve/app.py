@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from lnrnn import __version__
-from lnrnn.serve import health, page, routes, session_routes, v2_routes
+from lnrnn.serve import compress_routes, health, page, routes, session_routes, v2_routes
 from lnrnn.serve.batcher import BatchedScorer, Batcher
 from lnrnn.serve.config import Settings, get_settings
 from lnrnn.serve.errors import add_exception_handlers
@@ -106,6 +106,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     protected = [Depends(bearer_scheme)] if key else []
     app.include_router(routes.router, dependencies=protected)
     app.include_router(session_routes.router, dependencies=protected)
+    app.include_router(compress_routes.router, dependencies=protected)
     app.include_router(v2_routes.health_router)
     app.include_router(v2_routes.router, dependencies=protected)
     app.include_router(page.router, dependencies=[Depends(bearer_scheme)] if key else [])

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lnrnn.errors import UserError
+from lnrnn.serve import compress_cli
 
 if TYPE_CHECKING:
     from lnrnn.serve.config import Settings
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 PROGRESS_MIN_BYTES = 256 * 1024  # show a progress bar (stderr, TTY only) from this size on
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     """Add this stage's subcommands to the `lnrnn` parser."""
     model = argparse.ArgumentParser(add_help=False)
     model.add_argument(
@@ -79,6 +80,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = with_model("score", help="bits per byte of a file, next to gzip, bzip2 and xz")
     p.add_argument("file", help="file to score, or - for standard input")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument(
+        "--adaptive",
+        action="store_true",
+        help="score with the model `lnrnn compress` codes with (network + online context mixing)",
+    )
     p.set_defaults(handler=score)
 
     p = with_model("predict", help="most likely next characters after TEXT")
@@ -96,6 +102,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     p.add_argument("--seed", type=int, help="random seed: the same seed gives the same text")
     p.set_defaults(handler=generate)
+
+    compress_cli.register(with_model)
 
 
 def _settings(args: argparse.Namespace, *names: str) -> Settings:
@@ -203,6 +211,8 @@ def score(args: argparse.Namespace) -> int:
     data = _read(args.file)
     if not data:
         raise UserError(f"{args.file} is empty; there is nothing to score")
+    if args.adaptive:
+        return compress_cli.adaptive_score(args, data)
     runtime = _load(_settings(args))
     progress = _Progress(len(data) + 1) if len(data) >= PROGRESS_MIN_BYTES and sys.stderr.isatty() else None
     scored = runtime.score(data, progress=progress)

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends
 
 from lnrnn.bpc import LN2, bits_per_byte, nats_to_bits
 from lnrnn.scorer import Scored
+from lnrnn.serve import compress_routes
 from lnrnn.serve.config import Settings
 from lnrnn.serve.decode import generate as sample_text
 from lnrnn.serve.decode import top_chars
@@ -146,7 +147,10 @@ async def score(
 ) -> ScoreResult | ScoreBatchResponse:
     if req.text is not None:
         text, data = req.text, encode_text(req.text, settings)
-        scored = await gate.run(lambda: runtime.score(data, per_byte=req.per_char))
+        if req.adaptive:
+            scored = Scored(len(data), (await compress_routes.adaptive_nats([data], runtime, gate))[0])
+        else:
+            scored = await gate.run(lambda: runtime.score(data, per_byte=req.per_char))
         result = _result(text, data, scored)
         metrics.bytes_scored.inc(len(data))
         return result
@@ -159,7 +163,11 @@ async def score(
     encoded = [t.encode("utf-8") for t in texts]
     _check_size(sum(map(len, encoded)), settings, "the batch")
 
-    batch = await gate.run(lambda: runtime.scorer.score_many(encoded, per_byte=req.per_char))
+    if req.adaptive:
+        nats = await compress_routes.adaptive_nats(encoded, runtime, gate)
+        batch = [Scored(len(data), n) for data, n in zip(encoded, nats, strict=True)]
+    else:
+        batch = await gate.run(lambda: runtime.scorer.score_many(encoded, per_byte=req.per_char))
     metrics.bytes_scored.inc(sum(map(len, encoded)))
     return ScoreBatchResponse(results=[_result(*item) for item in zip(texts, encoded, batch, strict=True)])
 

@@ -88,6 +88,12 @@ class ScoreRequest(Request):
     text: str | None = Field(None, description="the text to score (at least one character)")
     texts: list[str] | None = Field(None, min_length=1, description="several texts, answered in order")
     per_char: bool = Field(False, strict=True, description="also return the bits of each Unicode character")
+    adaptive: bool = Field(
+        False,
+        strict=True,
+        description="score with the model /v1/compress codes with (network + online context mixing): the "
+        "bits are the compressed size minus the container's overhead",
+    )
 
     model_config = ConfigDict(
         extra="forbid",
@@ -121,6 +127,8 @@ class ScoreRequest(Request):
     def _one_of(self) -> ScoreRequest:
         if (self.text is None) == (self.texts is None):
             raise ValueError('send exactly one of "text" (a string) or "texts" (a list of strings)')
+        if self.adaptive and self.per_char:
+            raise ValueError("per_char is not available with adaptive: send one of them")
         return self
 
 

@@ -1,0 +1,1 @@
+"""`lnrnn compress` / `decompress`: round trips, errors, the REST routes, the adaptive score."""

@@ -1,0 +1,85 @@
+"""Lossless for any bytes: random bytes around block edges, empty, 1 byte, every byte value, the shared
+corpora, any lane count; deterministic; the default model's adaptive mixing beats the network alone."""
+
+from __future__ import annotations
+
+import sysconfig
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from lnrnn.codec import StepGraph, compress, decompress, unpack
+from tests.helpers import REPO, SHARED_DATA
+
+BLOCK = 64  # small blocks: a few hundred bytes straddle several block edges
+
+
+def roundtrip(data: bytes, graph: StepGraph, **kw: object) -> bytes:
+    blob = compress(data, graph, **kw).blob  # type: ignore[arg-type]
+    assert decompress(blob, graph) == data
+    return blob
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    data=st.one_of(
+        st.binary(max_size=4 * BLOCK + 3),
+        st.integers(1, 4).flatmap(lambda n: st.binary(min_size=n * BLOCK - 1, max_size=n * BLOCK + 1)),
+    ),
+    adaptive=st.booleans(),
+    lanes=st.integers(1, 3),
+)
+@example(data=b"", adaptive=True, lanes=2)
+@example(data=b"\x00", adaptive=True, lanes=2)
+@example(data=b"x" * BLOCK, adaptive=True, lanes=2)
+@example(data=b"y" * (BLOCK + 1), adaptive=False, lanes=2)
+def test_any_bytes_round_trip(graph: StepGraph, data: bytes, adaptive: bool, lanes: int) -> None:
+    blob = roundtrip(data, graph, adaptive=adaptive, block_size=BLOCK, lanes=lanes)
+    header, payloads = unpack(blob)
+    assert header.length == len(data) and header.n_blocks == len(payloads) == -(-len(data) // BLOCK)
+    assert header.adaptive is adaptive and header.lanes == lanes
+
+
+def test_empty_one_byte_and_every_byte_value(graph: StepGraph) -> None:
+    empty = roundtrip(b"", graph)
+    header, payloads = unpack(empty)
+    assert header.length == 0 and payloads == [] and len(empty) == header.overhead
+    one = roundtrip(b"\xff", graph)
+    assert unpack(one)[0].n_blocks == 1
+    every = bytes(range(256)) + bytes(range(255, -1, -1))
+    roundtrip(every, graph, block_size=100)
+    roundtrip(every, graph, adaptive=False, block_size=100)
+
+
+def test_deterministic_output(graph: StepGraph) -> None:
+    data = b"the same input, the same container " * 20
+    assert compress(data, graph, block_size=128).blob == compress(data, graph, block_size=128).blob
+
+
+@pytest.mark.data
+def test_every_shared_corpus_round_trips(graph: StepGraph) -> None:
+    from bench.corpora import VALIDATION_SPLITS
+
+    for split in VALIDATION_SPLITS:
+        data = split.at(SHARED_DATA).read(3000)
+        assert len(data) == 3000
+        roundtrip(data, graph, block_size=512)
+
+
+@pytest.fixture(scope="module")
+def default_graph() -> StepGraph:
+    model = REPO / "models" / "default"
+    if not (model / "step.int8.onnx").is_file():
+        pytest.skip("models/default has no int8 step graph")
+    return StepGraph.load(model)
+
+
+def test_default_model_int8_adaptive_beats_the_network_on_repetitive_text(default_graph: StepGraph) -> None:
+    assert default_graph.precision == "int8"
+    source = (Path(sysconfig.get_paths()["stdlib"]) / "json" / "encoder.py").read_bytes()[:3000]
+    adaptive = roundtrip(source, default_graph, block_size=750)
+    neural = roundtrip(source, default_graph, adaptive=False, block_size=750)
+    assert unpack(adaptive)[0].int8 and unpack(adaptive)[0].adaptive and not unpack(neural)[0].adaptive
+    assert len(adaptive) < 0.8 * len(neural), (len(adaptive), len(neural))
