@@ -1,8 +1,9 @@
 """`lnrnn compress` beside the classic compressors: bits per byte (container included) and kB/s both ways.
 
-Texts: every validation split of ``bench/corpora.py``, three out-of-domain texts (``bench/ood_corpora.py``)
-and, for speed, the first 1,000,000 bytes of Tiny Shakespeare. Every lnrnn container is decompressed and
-compared. The default model (int8 step graph) on this 2-core machine; quick mode codes 2 kB slices.
+Texts: every validation split of ``lnrnn.train.recipes.corpora``, three out-of-domain texts
+(``bench/ood_corpora.py``) and, for speed, the first 1,000,000 bytes of Tiny Shakespeare. Every lnrnn
+container is decompressed and compared. The default model (int8 step graph) on this 2-core machine;
+quick mode codes 2 kB slices.
 
 python -m bench.compress [--quick] [--out PATH]   # prints the table, writes the JSON
 """
@@ -17,9 +18,9 @@ from typing import Any
 
 from bench import classic_compressors
 from bench.common import REPO
-from bench.corpora import VALIDATION_SPLITS
 from bench.ood_corpora import OUT_OF_DOMAIN
 from lnrnn.codec import DEFAULT_BLOCK_SIZE, StepGraph, compress, decompress
+from lnrnn.train.recipes.corpora import VALIDATION_SPLITS
 
 DEFAULT_MODEL = REPO / "models" / "default"
 OOD_BYTES = 131072

@@ -20,7 +20,6 @@ from typing import Any
 from bench import (
     batching,
     compress,
-    compression,
     footprint,
     int8_choices,
     profile_scan,
@@ -32,8 +31,9 @@ from bench import (
     typing_latency,
 )
 from bench.common import REPO, machine
-from bench.corpora import VALIDATION_SPLITS
 from bench.cost import roofline_row
+from lnrnn.train.recipes import compression
+from lnrnn.train.recipes.corpora import VALIDATION_SPLITS
 
 
 def loadavg() -> float:

@@ -16,7 +16,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from bench import batching, int8_choices, report, serving, targets, typing_latency
+from bench import batching, compress, int8_choices, report, serving, targets, typing_latency
 from bench.common import REPO
 from lnrnn.train.recipes.corpora import VALIDATION_SPLITS
 
@@ -30,6 +30,7 @@ def measures() -> dict[str, Any]:
         "typing": lambda: typing_latency.measure(text, False),
         "batching": lambda: batching.measure(text, False),
         "serving": lambda: serving.measure(text, False),
+        "compress": lambda: compress.measure(False),
     }
 
 

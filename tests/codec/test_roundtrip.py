@@ -60,7 +60,7 @@ def test_deterministic_output(graph: StepGraph) -> None:
 
 @pytest.mark.data
 def test_every_shared_corpus_round_trips(graph: StepGraph) -> None:
-    from bench.corpora import VALIDATION_SPLITS
+    from lnrnn.train.recipes.corpora import VALIDATION_SPLITS
 
     for split in VALIDATION_SPLITS:
         data = split.at(SHARED_DATA).read(3000)
