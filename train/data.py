@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lnrnn.contract import BOS_ID
+from lnrnn.contract import document_array
 from lnrnn.errors import UserError
 
 DEFAULT_SPLIT = (0.9, 0.05, 0.05)
@@ -150,9 +150,8 @@ class TokenStreams:
                 f"(batch {batch} x (bptt {bptt} + 1) = {batch * (bptt + 1):,}); "
                 "use a larger file or a smaller --batch-size / --bptt"
             )
-        tokens = np.empty(self.length * batch, dtype=np.uint16)  # 2 bytes per token: 257 ids fit
-        tokens[0] = BOS_ID
-        tokens[1:] = data[: self.length * batch - 1]
+        # 2 bytes per token: 257 ids fit
+        tokens = document_array(data[: self.length * batch - 1], dtype=np.uint16)
         per_rank = batch // world
         self.streams = tokens.reshape(batch, self.length)[rank * per_rank : (rank + 1) * per_rank]
 

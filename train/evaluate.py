@@ -11,19 +11,15 @@ import torch
 import torch.nn.functional as F
 
 from lnrnn.bpc import bits_per_byte
-from lnrnn.contract import BOS_ID
+from lnrnn.contract import document_array
 from lnrnn.train.model import ByteLM
 
 DEFAULT_CHUNK = 4096
 
 
 def document_ids(data: bytes | np.ndarray) -> torch.Tensor:
-    """``[BOS, b0, ..., b(n-1)]`` as int64 (1, n + 1), built with numpy (no Python list of bytes)."""
-    raw = np.frombuffer(data, dtype=np.uint8) if isinstance(data, bytes | bytearray) else np.asarray(data)
-    ids = np.empty(len(raw) + 1, dtype=np.int64)
-    ids[0] = BOS_ID
-    ids[1:] = raw
-    return torch.from_numpy(ids).unsqueeze(0)
+    """``[BOS, b0, ..., b(n-1)]`` as int64 (1, n + 1) (``contract.document_array``, no list of bytes)."""
+    return torch.from_numpy(document_array(data)).unsqueeze(0)
 
 
 @torch.no_grad()
