@@ -50,6 +50,7 @@ def test_file_round_trip_and_summary(
     assert not list(tmp_path.glob("*.part"))  # the temporary file was renamed
 
 
+@pytest.mark.slow
 def test_pipes_in_a_subprocess(model_dir: Path) -> None:
     data = bytes(range(256)) * 3 + b"\x00\xff"
     base = [sys.executable, "-m", "lnrnn"]

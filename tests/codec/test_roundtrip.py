@@ -76,6 +76,7 @@ def default_graph() -> StepGraph:
     return StepGraph.load(model)
 
 
+@pytest.mark.slow
 def test_default_model_int8_adaptive_beats_the_network_on_repetitive_text(default_graph: StepGraph) -> None:
     assert default_graph.precision == "int8"
     source = (Path(sysconfig.get_paths()["stdlib"]) / "json" / "encoder.py").read_bytes()[:3000]

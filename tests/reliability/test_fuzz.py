@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -56,7 +57,14 @@ def run_cases(
         seen[(name, mode.value, response.status_code)] += 1
         case.validate_response(response, checks=checks)
 
-    run()
+    try:
+        run()
+    except Unsatisfiable:
+        # a negative case needs a value the schema forbids; a raw octet-stream body with no
+        # constrained parameter (POST /v1/compress, /v1/decompress) has none to offer
+        if mode is not GenerationMode.NEGATIVE:
+            raise
+        seen[(name, mode.value, "none possible")] += 1
 
 
 def fuzz(model_dir: Path, target: int, derandomize: bool) -> collections.Counter:
@@ -79,9 +87,9 @@ def fuzz(model_dir: Path, target: int, derandomize: bool) -> collections.Counter
 def report(seen: collections.Counter, seconds: float) -> int:
     total = sum(seen.values())
     print(f"\nschemathesis: {total} cases in {seconds:.1f} s")
-    for key, n in sorted(seen.items()):
+    for key, n in sorted(seen.items(), key=lambda kv: tuple(map(str, kv[0]))):
         print(f"  {key[0]:<20} {key[1]:<9} {key[2]}: {n}")
-    assert not [k for k in seen if k[2] >= 500], "server errors"
+    assert not [k for k in seen if isinstance(k[2], int) and k[2] >= 500], "server errors"
     return total
 
 

@@ -196,6 +196,7 @@ def test_weights_only_loader_refuses_pickles(tmp_path: Path, fmt: str) -> None:
     assert not marker.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["eval", "export", "train --resume"])
 def test_cli_refuses_a_pickle_checkpoint(
     run_dir: Path, tmp_path: Path, command: str, capsys: pytest.CaptureFixture[str]

@@ -156,6 +156,7 @@ def test_bad_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str], run_dir:
     bad(tmp_path, capsys, ["plot", str(tmp_path)], "no metrics file")
 
 
+@pytest.mark.slow
 def test_bad_input_in_a_real_process(tmp_path: Path) -> None:
     proc = subprocess.run(
         [

@@ -18,6 +18,9 @@ from tests.helpers import read_jsonl, write_corpus
 TINY = ["--preset", "tiny", "--quiet"]  # tiny says hidden 64; the source run below has 16
 
 
+pytestmark = pytest.mark.slow  # trains a source run first
+
+
 @pytest.fixture(scope="module")
 def source(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     tmp = tmp_path_factory.mktemp("init_from")

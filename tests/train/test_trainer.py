@@ -47,6 +47,7 @@ def train_records(run: Path) -> list[dict[str, Any]]:
     ]
 
 
+@pytest.mark.slow
 def test_same_seed_same_metrics_and_resume_reproduces(tmp_path: Path) -> None:
     corpus = write_corpus(tmp_path / "c.txt", n=20_000)
     data = ["--data", str(corpus)]
