@@ -3,15 +3,16 @@ Runtime the way Triton's sequence batcher would drive them (interleaved sequence
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
 from google.protobuf import text_format
-from tritonclient.grpc import model_config_pb2 as mc
 
 from lnrnn.cli import main
 from lnrnn.contract import BOS_ID, ArtifactMetadata
@@ -20,6 +21,22 @@ from lnrnn.export.triton import INITIAL_STATE_DIR, export_triton
 from lnrnn.serve.runtime import Runtime
 from tests.helpers import tiny_model
 
+
+def triton_model_config() -> ModuleType:
+    """tritonclient's compiled ``model_config.proto``, loaded on its own: importing the
+    ``tritonclient.grpc`` package would register its service protos, whose ``inference.*`` names clash
+    with the kserve client's in protobuf's one default pool (the v2 tests import kserve)."""
+    root = importlib.util.find_spec("tritonclient")
+    assert root is not None and root.origin is not None
+    path = Path(root.origin).parent / "grpc" / "model_config_pb2.py"
+    spec = importlib.util.spec_from_file_location("triton_model_config_pb2", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+mc = triton_model_config()
 DOCS = [
     b"First Citizen: Before we proceed any further, hear me speak.",
     b"All: Speak, speak.",

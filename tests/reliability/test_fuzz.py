@@ -81,6 +81,12 @@ def fuzz(model_dir: Path, target: int, derandomize: bool) -> collections.Counter
                 run_cases(op, mode, per_run, derandomize, seen)
         else:  # GET routes without parameters: a few calls say it all
             run_cases(op, GenerationMode.POSITIVE, 3, derandomize, seen)
+    for _ in range(3):  # short of the target (an operation had no negative case, or few distinct ones)?
+        missing = target - sum(seen.values())
+        if missing <= 0:
+            break
+        for op in posts:  # ... then more valid requests on every POST route
+            run_cases(op, GenerationMode.POSITIVE, math.ceil(missing / len(posts)) + 1, derandomize, seen)
     return seen
 
 
