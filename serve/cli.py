@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -205,9 +206,6 @@ class _Progress:
 
 
 def score(args: argparse.Namespace) -> int:
-    from lnrnn.bpc import bits_per_byte, nats_to_bits
-    from lnrnn.serve.compressors import compressed_sizes
-
     data = _read(args.file)
     if not data:
         raise UserError(f"{args.file} is empty; there is nothing to score")
@@ -216,7 +214,28 @@ def score(args: argparse.Namespace) -> int:
     runtime = _load(_settings(args))
     progress = _Progress(len(data) + 1) if len(data) >= PROGRESS_MIN_BYTES and sys.stderr.isatty() else None
     scored = runtime.score(data, progress=progress)
-    bits, bpc = nats_to_bits(scored.nats), bits_per_byte(scored.nats, len(data))
+    model = ScoredBy(runtime.model_dir, runtime.describe(), runtime.provider, runtime.precision)
+    return report_score(args, data, scored.nats, model)
+
+
+@dataclass(frozen=True)
+class ScoredBy:
+    """The model a score came from, as `lnrnn score` reports it."""
+
+    model_dir: Path
+    description: str  # "gru 2x448, int8, CPUExecutionProvider"
+    provider: str
+    precision: str
+    method: str = "lnrnn"  # the table's row label
+    adaptive: bool = False
+
+
+def report_score(args: argparse.Namespace, data: bytes, nats: float, model: ScoredBy) -> int:
+    """Print a score beside gzip/bzip2/xz: a table, or one JSON object with ``--json``."""
+    from lnrnn.bpc import bits_per_byte, nats_to_bits
+    from lnrnn.serve.compressors import compressed_sizes
+
+    bits, bpc = nats_to_bits(nats), bits_per_byte(nats, len(data))
     sizes = compressed_sizes(data)
     if args.json:
         result = {
@@ -224,9 +243,10 @@ def score(args: argparse.Namespace) -> int:
             "bytes": len(data),
             "bits": bits,
             "bpc": bpc,
-            "model": str(runtime.model_dir),
-            "provider": runtime.provider,
-            "precision": runtime.precision,
+            **({"adaptive": True} if model.adaptive else {}),
+            "model": str(model.model_dir),
+            "provider": model.provider,
+            "precision": model.precision,
             "compressors": {
                 name: {"bytes": size, "bits": 8 * size, "bpc": 8 * size / len(data)}
                 for name, size in sizes.items()
@@ -234,12 +254,13 @@ def score(args: argparse.Namespace) -> int:
         }
         echo(json.dumps(result))
         return 0
+    width = max(9, len(model.method) + 1)
     echo(f"file     {args.file} ({len(data)} bytes)")
-    echo(f"model    {runtime.model_dir} ({runtime.describe()})")
-    echo(f"{'method':<9}{'bits':>14}{'bits/byte':>11}")
-    echo(f"{'lnrnn':<9}{bits:>14.1f}{bpc:>11.4f}")
+    echo(f"model    {model.model_dir} ({model.description})")
+    echo(f"{'method':<{width}}{'bits':>14}{'bits/byte':>11}")
+    echo(f"{model.method:<{width}}{bits:>14.1f}{bpc:>11.4f}")
     for name, size in sizes.items():
-        echo(f"{name:<9}{8 * size:>14.1f}{8 * size / len(data):>11.4f}")
+        echo(f"{name:<{width}}{8 * size:>14.1f}{8 * size / len(data):>11.4f}")
     return 0
 
 

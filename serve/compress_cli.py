@@ -123,41 +123,17 @@ def _rate(n: int, seconds: float) -> str:
 
 def adaptive_score(args: argparse.Namespace, data: bytes) -> int:
     """`lnrnn score --adaptive`: the information content `lnrnn compress` codes to (same function)."""
-    import json
-
-    from lnrnn.bpc import bits_per_byte, nats_to_bits
     from lnrnn.codec import information
-    from lnrnn.serve.compressors import compressed_sizes
+    from lnrnn.serve.cli import ScoredBy, report_score
 
     graph = _graph(args)
     nats = information(data, graph, progress=_progress("scoring", len(data)))
-    bits, bpc = nats_to_bits(nats), bits_per_byte(nats, len(data))
-    sizes = compressed_sizes(data)
-    if args.json:
-        result = {
-            "file": args.file,
-            "bytes": len(data),
-            "bits": bits,
-            "bpc": bpc,
-            "adaptive": True,
-            "model": str(graph.model_dir),
-            "provider": "CPUExecutionProvider",
-            "precision": graph.precision,
-            "compressors": {
-                name: {"bytes": size, "bits": 8 * size, "bpc": 8 * size / len(data)}
-                for name, size in sizes.items()
-            },
-        }
-        print(json.dumps(result))
-        return 0
     cfg = graph.meta.config
-    print(f"file     {args.file} ({len(data)} bytes)")
-    print(f"model    {graph.model_dir} ({cfg.cell} {cfg.layers}x{cfg.hidden}, {graph.precision}, step graph)")
-    print(f"{'method':<15}{'bits':>14}{'bits/byte':>11}")
-    print(f"{'lnrnn adaptive':<15}{bits:>14.1f}{bpc:>11.4f}")
-    for name, size in sizes.items():
-        print(f"{name:<15}{8 * size:>14.1f}{8 * size / len(data):>11.4f}")
-    return 0
+    description = f"{cfg.cell} {cfg.layers}x{cfg.hidden}, {graph.precision}, step graph"
+    model = ScoredBy(
+        graph.model_dir, description, "CPUExecutionProvider", graph.precision, "lnrnn adaptive", True
+    )
+    return report_score(args, data, nats, model)
 
 
 def compress(args: argparse.Namespace) -> int:
