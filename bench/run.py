@@ -72,6 +72,7 @@ def sections(quick: bool, tmp: Path) -> list[tuple[str, Callable[[], dict[str, A
         # tested on their own (tests/bench, tests/export): kept out of the quick run CI makes
         ("int8_choices", lambda: int8_choices.measure(quick)),
         ("typing", lambda: typing_latency.measure(text, quick)),
+        ("compress", lambda: compress.measure(quick)),  # tests/codec round-trips and measures it
     ]
     return [
         ("roofline", lambda: roofline.measure(quick)),
@@ -79,11 +80,11 @@ def sections(quick: bool, tmp: Path) -> list[tuple[str, Callable[[], dict[str, A
         ("profile", lambda: profile_scan.measure(text, tmp, steps=500 if quick else 2000)),
         *([] if quick else full_only[:1]),
         ("serving", lambda: serving.measure(text, quick)),
-        *([] if quick else full_only[1:]),
+        *([] if quick else full_only[1:2]),
         ("batching", lambda: batching.measure(text, quick)),
         ("footprint", lambda: footprint.measure(quick)),
         ("compression", lambda: compression.measure(quick)),
-        ("compress", lambda: compress.measure(quick)),
+        *([] if quick else full_only[2:]),
         ("training", lambda: training(quick)),
     ]
 

@@ -22,7 +22,7 @@ from tests.helpers.models import (
     verify_text_for,
 )
 from tests.helpers.reference_scorer import score_bpc, score_nats
-from tests.helpers.server import free_port, rss_kib, server, wait_live
+from tests.helpers.server import free_port, rss_kib, serve_argv, server, wait_live
 
 __all__ = [
     "ALPHABET",
@@ -44,6 +44,7 @@ __all__ = [
     "rss_kib",
     "score_bpc",
     "score_nats",
+    "serve_argv",
     "server",
     "settings_for",
     "tiny_model",

@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import socket
 import subprocess
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import httpx
@@ -17,6 +18,13 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def serve_argv(
+    model_dir: Path, port: int, lnrnn: Sequence[str] = (sys.executable, "-m", "lnrnn")
+) -> list[str]:
+    """The command line of `lnrnn serve MODEL_DIR` on ``port`` (quiet log); ``lnrnn`` = how to run it."""
+    return [*lnrnn, "serve", str(model_dir), "--port", str(port), "--log-level", "warning"]
 
 
 def wait_live(url: str, proc: subprocess.Popen, timeout: float = 40.0) -> None:  # type: ignore[type-arg]

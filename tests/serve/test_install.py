@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import TinyModel, free_port, server
+from tests.helpers import TinyModel, free_port, serve_argv, server
 
 REPO = Path(__file__).resolve().parents[2]
 SOURCES = ("pyproject.toml", "README.md", "lnrnn", "train", "export", "serve")
@@ -43,15 +43,7 @@ def test_serving_install_runs_without_torch(tiny: TinyModel, tmp_path: Path) -> 
     assert probe.returncode != 0 and "No module named 'torch'" in probe.stderr
 
     port = free_port()
-    argv = [
-        str(venv / "bin" / "lnrnn"),
-        "serve",
-        str(tiny.dir),
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-    ]
+    argv = serve_argv(tiny.dir, port, [str(venv / "bin" / "lnrnn")])
     with server(argv, port) as (url, _):
         assert httpx.get(f"{url}/health/ready").status_code == 200
         body = httpx.post(f"{url}/v1/score", json={"text": "installed"}).json()

@@ -10,24 +10,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import TinyModel, free_port, server
+from tests.helpers import TinyModel, free_port, serve_argv, server
 
 pytestmark = pytest.mark.slow
 
 
 def test_real_server_scores_and_survives_concurrency(tiny: TinyModel) -> None:
     port = free_port()
-    argv = [
-        sys.executable,
-        "-m",
-        "lnrnn",
-        "serve",
-        str(tiny.dir),
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-    ]
+    argv = serve_argv(tiny.dir, port)
     with server(argv, port) as (url, _), httpx.Client(base_url=url, timeout=30) as http:
         assert http.get("/health/ready").json() == {"status": "ready", "provider": "CPUExecutionProvider"}
         text = "real process, real HTTP: ünïcödé " * 4

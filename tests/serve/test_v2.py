@@ -7,7 +7,6 @@ import gzip
 import json
 import math
 import struct
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pytest
 
 from lnrnn.serve.app import create_app
 from lnrnn.serve.runtime import Runtime
-from tests.helpers import TestClient, TinyModel, free_port, server, settings_for
+from tests.helpers import TestClient, TinyModel, free_port, serve_argv, server, settings_for
 
 TEXTS = ["The quick brown fox jumps over the lazy dog. ", "ünïcödé and 日本語 too ", "x"]
 
@@ -311,17 +310,7 @@ def test_api_key_guards_v2_but_not_its_health(model_dir: Path) -> None:
 @pytest.fixture(scope="module")
 def live_url(tiny: TinyModel) -> Iterator[str]:
     port = free_port()
-    argv = [
-        sys.executable,
-        "-m",
-        "lnrnn",
-        "serve",
-        str(tiny.dir),
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-    ]
+    argv = serve_argv(tiny.dir, port)
     with server(argv, port) as (url, _):
         yield url
 
