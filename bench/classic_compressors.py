@@ -2,7 +2,7 @@
 
 gzip -9, bzip2 -9 and xz -9e (extreme) through Python's bindings; zstd at level 22 (``--ultra -22``) and
 brotli at quality 11 through their PyPI bindings; PPMd variant H (7-Zip's Ppmd7) order 6 with 256 MB
-through ``pyppmd``, fed 4 KiB per ``encode`` call (shared/research/compressors.md: one large call of
+through ``pyppmd``, fed 4 KiB per ``encode`` call (measured on this machine: one large call of
 variant I lost a byte in pyppmd 1.3.1). Every one is decompressed and compared, and timed both ways.
 """
 
