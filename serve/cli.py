@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lnrnn.errors import UserError
 from lnrnn.serve import compress_cli
+from lnrnn.serve.cli_io import echo, progress_bar, read_input
 
 if TYPE_CHECKING:
     from lnrnn.serve.config import Settings
     from lnrnn.serve.runtime import Runtime
-
-PROGRESS_MIN_BYTES = 256 * 1024  # show a progress bar (stderr, TTY only) from this size on
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -176,43 +174,14 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read(file: str) -> bytes:
-    if file == "-":
-        return sys.stdin.buffer.read()
-    try:
-        return Path(file).read_bytes()
-    except OSError as err:
-        raise UserError(f"cannot read {file}: {err.strerror}") from None
-
-
-def echo(line: str = "", *, err: bool = False, end: str = "\n") -> None:
-    """The only output path of the serve CLI (the rest of serve/ logs instead of printing)."""
-    print(line, end=end, file=sys.stderr if err else sys.stdout)
-
-
-class _Progress:
-    """A one-line progress bar on stderr."""
-
-    def __init__(self, total: int) -> None:
-        self.total, self.done = total, 0
-
-    def __call__(self, n: int) -> None:
-        self.done = min(self.total, self.done + n)
-        filled = 30 * self.done // self.total
-        bar = "#" * filled + "." * (30 - filled)
-        echo(f"\rscoring [{bar}] {100 * self.done // self.total:3d}% of {self.total} bytes", end="", err=True)
-        if self.done == self.total:
-            echo(err=True)
-
-
 def score(args: argparse.Namespace) -> int:
-    data = _read(args.file)
+    data = read_input(args.file)
     if not data:
         raise UserError(f"{args.file} is empty; there is nothing to score")
     if args.adaptive:
         return compress_cli.adaptive_score(args, data)
     runtime = _load(_settings(args))
-    progress = _Progress(len(data) + 1) if len(data) >= PROGRESS_MIN_BYTES and sys.stderr.isatty() else None
+    progress = progress_bar("scoring", len(data) + 1)
     scored = runtime.score(data, progress=progress)
     model = ScoredBy(runtime.model_dir, runtime.describe(), runtime.provider, runtime.precision)
     return report_score(args, data, scored.nats, model)
