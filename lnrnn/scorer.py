@@ -159,6 +159,13 @@ class Scorer:
         assert prev is not None
         return Fed(total, np.concatenate(pieces, axis=1) if per_token else None, prev, state)
 
+    def feed_text(self, data: bytes, state: np.ndarray | None = None, last: np.ndarray | None = None) -> Fed:
+        """``data`` as a new document (``state`` None: BOS, then the bytes, from the initial state) or as the
+        continuation of one whose ``state`` [L, 1, S] and next-byte log-probs ``last`` are given."""
+        if state is None:
+            return self.feed(document_array(data), self.start_state())
+        return self.feed(byte_array(data), state, last)
+
     def score(self, data: bytes, *, per_byte: bool = False, progress: Progress | None = None) -> Scored:
         """Nats of ``data`` (n >= 1 bytes) as the start of a document: [BOS, b0, ..., b(n-1)]."""
         if not data:

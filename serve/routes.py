@@ -49,11 +49,11 @@ router = APIRouter(prefix="/v1", tags=["model"], responses=ERRORS, dependencies=
 
 def encode_text(text: str, settings: Settings, what: str = "text") -> bytes:
     data = text.encode("utf-8")  # lone surrogates were rejected by the schema
-    _check_size(len(data), settings, what)
+    check_size(len(data), settings, what)
     return data
 
 
-def _check_size(n: int, settings: Settings, what: str) -> None:
+def check_size(n: int, settings: Settings, what: str) -> None:
     if n > settings.max_text_bytes:
         raise PayloadTooLarge(
             f"{what} is {n} UTF-8 bytes; the limit is {settings.max_text_bytes} (LNRNN_MAX_TEXT_BYTES): "
@@ -161,7 +161,7 @@ async def score(
             "split the batch"
         )
     encoded = [t.encode("utf-8") for t in texts]
-    _check_size(sum(map(len, encoded)), settings, "the batch")
+    check_size(sum(map(len, encoded)), settings, "the batch")
 
     if req.adaptive:
         nats = await compress_routes.adaptive_nats(encoded, runtime, gate)

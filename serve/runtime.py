@@ -27,7 +27,7 @@ from lnrnn.contract import (
     GraphSpec,
     graph_problems,
 )
-from lnrnn.scorer import CHUNK_TOKENS, Progress, Scored, Scorer, byte_array, document_array
+from lnrnn.scorer import CHUNK_TOKENS, Progress, Scored, Scorer
 from lnrnn.serve.cancel import checkpoint
 from lnrnn.serve.prefix_cache import PrefixCache
 
@@ -204,9 +204,9 @@ class Runtime:
         if hit is not None and hit.done == len(data):
             return hit.last, hit.state
         if hit is not None:
-            fed = self.scorer.feed(byte_array(data[hit.done :]), hit.state, hit.last)
+            fed = self.scorer.feed_text(data[hit.done :], hit.state, hit.last)
         else:
-            fed = self.scorer.feed(document_array(data), self.initial_state)
+            fed = self.scorer.feed_text(data)
         last, state = fed.last[0], fed.state
         if cache:
             self.cache.put(data, last, state)

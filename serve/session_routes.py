@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 
 from lnrnn.bpc import nats_to_bits
-from lnrnn.scorer import Fed, byte_array, document_array
+from lnrnn.scorer import Fed
 from lnrnn.serve.decode import top_chars
 from lnrnn.serve.deps import GateDep, MetricsDep, RuntimeDep, SettingsDep, require_json
 from lnrnn.serve.errors import ModelNotReady
@@ -46,11 +46,10 @@ def _continue(
 ) -> tuple[Fed | None, float, PredictResponse]:
     """Feed ``data`` after the session's text (or as a new document), then list the next characters.
     Returns the fed result (None for an empty append), its nats and the candidates."""
-    scorer = runtime.scorer
     if session is None:
-        fed = scorer.feed(document_array(data), runtime.initial_state)
+        fed = runtime.scorer.feed_text(data)
     elif data:
-        fed = scorer.feed(byte_array(data), session.state, session.last)
+        fed = runtime.scorer.feed_text(data, session.state, session.last)
     else:
         found = top_chars(runtime, session.last, session.state, top_k, temperature)
         return None, 0.0, candidates_response(found)

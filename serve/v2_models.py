@@ -20,11 +20,12 @@ import numpy as np
 
 from lnrnn.bpc import bits_per_byte, nats_to_bits
 from lnrnn.contract import BOS_ID, STEP_INPUTS, STEP_OUTPUTS, VOCAB_SIZE
-from lnrnn.scorer import Fed, Scored, byte_array, document_array
+from lnrnn.scorer import Fed, Scored
 from lnrnn.serve.config import Settings
 from lnrnn.serve.decode import top_chars
-from lnrnn.serve.errors import NotFound, PayloadTooLarge
+from lnrnn.serve.errors import NotFound
 from lnrnn.serve.gate import InferenceGate
+from lnrnn.serve.routes import check_size
 from lnrnn.serve.runtime import Runtime
 from lnrnn.serve.schemas import MAX_TOP_K
 from lnrnn.serve.sessions import Session, SessionStore
@@ -125,11 +126,7 @@ def _texts(request: InferRequest, settings: Settings) -> list[bytes]:
     for i, data in enumerate(texts):
         if not data:
             raise BadRequest(f"text {i} is empty: every text needs at least one byte")
-    total = sum(map(len, texts))
-    if total > settings.max_text_bytes:
-        raise PayloadTooLarge(
-            f"the texts hold {total} bytes; the limit is {settings.max_text_bytes} (LNRNN_MAX_TEXT_BYTES)"
-        )
+    check_size(sum(map(len, texts)), settings, "the batch")
     return texts
 
 
@@ -196,9 +193,9 @@ async def _infer_sequence(
 
     def work(session: Session | None) -> tuple[Fed, list[Tensor]]:
         if session is None:
-            fed = runtime.scorer.feed(document_array(data), runtime.initial_state)
+            fed = runtime.scorer.feed_text(data)
         else:
-            fed = runtime.scorer.feed(byte_array(data), session.state, session.last)
+            fed = runtime.scorer.feed_text(data, session.state, session.last)
         outputs = _text_outputs(runtime, [data], [float(fed.nats[0])], [(fed.last[0], fed.state)], k)
         return fed, outputs
 
