@@ -193,6 +193,11 @@ class ArtifactMetadata:
     graph: str = ""
     int8_bpc_delta: float | None = None
 
+    @property
+    def int8_kept(self) -> bool:
+        """This int8 file recorded a BPC delta within ``INT8_MAX_BPC_DELTA``: precision "auto" takes it."""
+        return self.int8_bpc_delta is not None and self.int8_bpc_delta <= INT8_MAX_BPC_DELTA
+
     def to_props(self) -> dict[str, str]:
         props = {
             META_CONFIG: self.config.to_json(),

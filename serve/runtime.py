@@ -15,7 +15,6 @@ import numpy as np
 import onnxruntime as ort
 
 from lnrnn.contract import (
-    INT8_MAX_BPC_DELTA,
     SEQUENCE_FILE,
     SEQUENCE_GRAPH,
     SEQUENCE_INT8_FILE,
@@ -159,8 +158,7 @@ class Runtime:
         runtime = cls._open(model_dir, device, threads, int8, chunk_tokens, cache_size)
         if auto and not int8 and runtime.provider == CPU:  # CUDA was listed but is not active
             runtime = cls._open(model_dir, device, threads, True, chunk_tokens, cache_size)
-        delta = runtime.meta.int8_bpc_delta
-        if auto and runtime.int8 and (delta is None or delta > INT8_MAX_BPC_DELTA):
+        if auto and runtime.int8 and not runtime.meta.int8_kept:
             runtime = cls._open(model_dir, device, threads, False, chunk_tokens, cache_size)
         return runtime
 

@@ -14,13 +14,9 @@ import onnxruntime as ort
 from lnrnn import __version__
 from lnrnn.codec import container
 from lnrnn.codec.container import Header
-from lnrnn.codec.engine import DEFAULT_BLOCK_SIZE, DEFAULT_LANES, Layout, Progress, run
+from lnrnn.codec.engine import DEFAULT_BLOCK_SIZE, DEFAULT_LANES, Layout, Progress, no_checkpoint, run
 from lnrnn.codec.errors import ChecksumMismatch, ModelMismatch
 from lnrnn.codec.model import StepGraph
-
-
-def _nothing() -> None:
-    return None
 
 
 def producer() -> str:
@@ -51,7 +47,7 @@ def compress(
     block_size: int = DEFAULT_BLOCK_SIZE,
     lanes: int = DEFAULT_LANES,
     progress: Progress | None = None,
-    checkpoint: Callable[[], None] = _nothing,
+    checkpoint: Callable[[], None] = no_checkpoint,
 ) -> Compressed:
     """The container of ``data`` (any bytes, empty too)."""
     if block_size < 1:
@@ -83,7 +79,7 @@ def information(
     block_size: int = DEFAULT_BLOCK_SIZE,
     lanes: int = DEFAULT_LANES,
     progress: Progress | None = None,
-    checkpoint: Callable[[], None] = _nothing,
+    checkpoint: Callable[[], None] = no_checkpoint,
 ) -> float:
     """-ln p(data) in nats under the model ``compress`` codes with (same blocks, same lanes): the
     payload of ``compress`` is this many bits (``lnrnn.bpc.nats_to_bits``) plus the range coder's few
@@ -108,7 +104,7 @@ def decompress(
     graph: StepGraph,
     *,
     progress: Progress | None = None,
-    checkpoint: Callable[[], None] = _nothing,
+    checkpoint: Callable[[], None] = no_checkpoint,
 ) -> bytes:
     """The original bytes; ``CodecError`` (one line) for a bad container, another model or a bad CRC."""
     header, payloads = container.unpack(blob)

@@ -38,8 +38,8 @@ DEFAULT_LANES = 2
 Progress = Callable[[int], None]  # called with the number of bytes just coded (from the calling thread)
 
 
-def _nothing() -> None:
-    return None
+def no_checkpoint() -> None:
+    """The default ``checkpoint``: nothing can cancel the run."""
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ def run(
     payloads: list[bytes] | None = None,
     encode: bool = False,
     progress: Progress | None = None,
-    checkpoint: Callable[[], None] = _nothing,
+    checkpoint: Callable[[], None] = no_checkpoint,
 ) -> Coded:
     """Score (``data``), encode (``data`` and ``encode``) or decode (``payloads``) every block."""
     all_lengths = layout.block_lengths()

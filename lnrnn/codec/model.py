@@ -17,13 +17,14 @@ import onnxruntime as ort
 from lnrnn.codec.container import FINGERPRINT_BYTES
 from lnrnn.codec.errors import ModelFileError
 from lnrnn.contract import (
-    INT8_MAX_BPC_DELTA,
     STEP_FILE,
+    STEP_GRAPH,
     STEP_INPUTS,
     STEP_INT8_FILE,
     STEP_OUTPUTS,
     ArtifactMetadata,
     ContractError,
+    graph_problems,
 )
 
 PRECISIONS = ("auto", "fp32", "int8")
@@ -70,8 +71,7 @@ class StepGraph:
             )
         if precision in ("auto", "int8") and (model_dir / STEP_INT8_FILE).is_file():
             graph = cls._open(model_dir, "int8")
-            delta = graph.meta.int8_bpc_delta
-            if precision == "int8" or (delta is not None and delta <= INT8_MAX_BPC_DELTA):
+            if precision == "int8" or graph.meta.int8_kept:
                 return graph
         elif precision == "int8":
             raise ModelFileError(f"precision int8: {model_dir} has no {STEP_INT8_FILE}; use fp32 or auto")
@@ -94,13 +94,12 @@ class StepGraph:
         except Exception as err:  # ORT raises several private types for unreadable graphs
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise ModelFileError(f"cannot load {path}: {first}") from None
-        names_in = {i.name for i in session.get_inputs()}
-        names_out = {o.name for o in session.get_outputs()}
-        if names_in != set(STEP_INPUTS) or names_out != set(STEP_OUTPUTS):
-            raise ModelFileError(f"{path} is not an lnrnn step graph (inputs {sorted(names_in)})")
         try:
             meta = ArtifactMetadata.from_props(session.get_modelmeta().custom_metadata_map)
         except ContractError as err:
             raise ModelFileError(f"{path}: {err}") from None
+        problems = graph_problems(STEP_GRAPH, session.get_inputs(), session.get_outputs(), meta.config)
+        if problems:
+            raise ModelFileError(f"{path} is not an lnrnn step graph: {'; '.join(problems)}")
         fingerprint = hashlib.sha256(data).digest()[:FINGERPRINT_BYTES]
         return cls(model_dir, precision, fingerprint, meta, session)
