@@ -27,14 +27,14 @@ from lnrnn.contract import (
 )
 from lnrnn.export import quantize as q
 from lnrnn.export import runtime
-from lnrnn.export.onnx_export import set_metadata
+from lnrnn.export.onnx_export import get_metadata, set_metadata
 from lnrnn.export.report import REPORT_FILE
 from lnrnn.export.verify import Check, Verification, check_graph
 
 
 def read_metadata(path: Path) -> ArtifactMetadata:
     model = onnx.load(str(path), load_external_data=False)
-    return ArtifactMetadata.from_props({p.key: p.value for p in model.metadata_props})
+    return get_metadata(model)
 
 
 def quantize_dir(

@@ -59,6 +59,11 @@ def export_module(
         return onnx.load(str(path))
 
 
+def get_metadata(model: onnx.ModelProto) -> ArtifactMetadata:
+    """The lnrnn metadata of ``model``, parsed and checked (``ContractError`` if missing or broken)."""
+    return ArtifactMetadata.from_props({p.key: p.value for p in model.metadata_props})
+
+
 def set_metadata(model: onnx.ModelProto, meta: ArtifactMetadata) -> None:
     """Replace the lnrnn ``metadata_props`` of ``model`` with ``meta``."""
     props = {p.key: p.value for p in model.metadata_props if not p.key.startswith("lnrnn.")}

@@ -21,7 +21,7 @@ Nothing here needs Triton: the configs are plain text, checked by the tests agai
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +30,6 @@ from onnx import TensorProto, helper, numpy_helper
 
 from lnrnn.contract import (
     BOS_ID,
-    META_GRAPH,
     SEQUENCE_FILE,
     SEQUENCE_INT8_FILE,
     STEP_FILE,
@@ -39,13 +38,14 @@ from lnrnn.contract import (
     ArtifactMetadata,
 )
 from lnrnn.errors import UserError
+from lnrnn.export.onnx_export import get_metadata, set_metadata
 
 CONFIG_FILE = "config.pbtxt"
 MODEL_FILE = "model.onnx"
 INITIAL_STATE_DIR = "initial_state"  # Triton reads initial_state.data_file from here
 INITIAL_STATE_FILE = "initial_state.bin"
 START, READY = "START", "READY"
-STEP_GRAPH, SEQUENCE_GRAPH = "triton-step", "triton-sequence"
+STEP_LABEL, SEQUENCE_LABEL = "triton-step", "triton-sequence"  # their lnrnn.graph metadata
 # A Triton release with the ONNX Runtime backend and implicit state; any since 21.x should do (not run here)
 TRITON_IMAGE = "nvcr.io/nvidia/tritonserver:24.08-py3"
 IDLE_US = 600_000_000  # a sequence idle 10 minutes is released (Triton's default is 1 s)
@@ -102,13 +102,6 @@ def _replace_io(
     graph.output.extend(outputs)
 
 
-def _metadata(model: onnx.ModelProto, meta: ArtifactMetadata, graph: str) -> None:
-    props = meta.to_props() | {META_GRAPH: graph}
-    del model.metadata_props[:]
-    for key, value in props.items():
-        model.metadata_props.add(key=key, value=value)
-
-
 def batch_first_step(step: onnx.ModelProto, meta: ArtifactMetadata) -> onnx.ModelProto:
     """The step graph with state [B, L, S] and the START/READY controls (see the module docstring)."""
     model = onnx.ModelProto()
@@ -153,7 +146,7 @@ def batch_first_step(step: onnx.ModelProto, meta: ArtifactMetadata) -> onnx.Mode
             helper.make_tensor_value_info("state_out", TensorProto.FLOAT, ["batch", L, S]),
         ],
     )
-    _metadata(model, meta, STEP_GRAPH)
+    set_metadata(model, replace(meta, graph=STEP_LABEL))
     onnx.checker.check_model(model)
     return model
 
@@ -192,7 +185,7 @@ def stateless_sequence(sequence: onnx.ModelProto, meta: ArtifactMetadata) -> onn
             helper.make_tensor_value_info("last_logprobs", TensorProto.FLOAT, ["batch", VOCAB_SIZE]),
         ],
     )
-    _metadata(model, meta, SEQUENCE_GRAPH)
+    set_metadata(model, replace(meta, graph=SEQUENCE_LABEL))
     onnx.checker.check_model(model)
     return model
 
@@ -274,7 +267,7 @@ def export_triton(
             raise UserError(f"{model_dir / file} does not exist{hint}")
     step = onnx.load(str(model_dir / step_file))
     sequence = onnx.load(str(model_dir / seq_file))
-    meta = ArtifactMetadata.from_props({p.key: p.value for p in step.metadata_props})
+    meta = get_metadata(step)
     step_name, seq_name = f"{name}_step", f"{name}_sequence"
     files: dict[str, int] = {}
 
