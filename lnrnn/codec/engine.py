@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lnrnn.codec.coder import LaneDecoder, LaneEncoder
+from lnrnn.codec.container import blocks_for
 from lnrnn.codec.errors import ContainerError
 from lnrnn.codec.mixer import AdaptiveMixer, NeuralOnly, Predictor
 from lnrnn.codec.model import StepGraph
@@ -52,7 +53,7 @@ class Layout:
 
     @property
     def n_blocks(self) -> int:
-        return -(-self.length // self.block_size)
+        return blocks_for(self.length, self.block_size)
 
     def block_lengths(self) -> np.ndarray:
         lengths = np.full(self.n_blocks, self.block_size, dtype=np.int64)
