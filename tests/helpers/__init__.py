@@ -18,6 +18,7 @@ from tests.helpers.models import (
     VERIFY_DATA,
     TinyModel,
     export_tiny,
+    export_tiny_int8,
     tiny_model,
     verify_text_for,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "TinyModel",
     "error",
     "export_tiny",
+    "export_tiny_int8",
     "free_port",
     "isclose",
     "markov_bytes",

@@ -42,6 +42,16 @@ def export_tiny(out: Path) -> TinyModel:
     return TinyModel(out, model.eval())
 
 
+def export_tiny_int8(out: Path) -> Path:
+    """A 2x48 GRU exported with its int8 pair (kept: the delta is within the bound) to ``out``."""
+    torch.manual_seed(1)
+    report = export_model(
+        ByteLM(ModelConfig(cell="gru", hidden=48, layers=2)), out, quantize="int8", verify_data=VERIFY_DATA
+    )
+    assert report.int8 is not None and report.int8["kept"]
+    return out
+
+
 VERIFY_BYTES = 1200  # the CLI default is 10 kB; the tests use a shorter slice to stay fast
 # Random LN-LSTMs are chaotic: fp32 vs fp64 PyTorch already differ by ~1e-1 per log-prob after ~400 steps
 # (measured on these models), so their free-running BPC parity uses T <= 50.

@@ -10,17 +10,9 @@ from pathlib import Path
 import pytest
 
 from lnrnn.serve.app import create_app
-from tests.helpers import TestClient, TinyModel, settings_for
+from tests.helpers import TestClient, TinyModel, error, settings_for
 
 LONG = ("The quick brown fox jumps over the lazy dog; ünïcödé 日本語 🙂. " * 3).strip()
-
-
-def error(response, status: int, code: str) -> str:  # noqa: ANN001
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}
-    assert body["error"]["code"] == code
-    return body["error"]["message"]
 
 
 def test_health_models_docs(client: TestClient, tiny: TinyModel) -> None:

@@ -50,21 +50,8 @@ def streams_per_call(metrics: str) -> tuple[float, float]:
 
 
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
-def test_concurrent_answers_equal_the_answers_alone(
-    precision: str, model_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> None:
-    path = model_dir
-    if precision == "int8":  # the session tests' int8 export: reuse one from the independence tests' recipe
-        import torch
-
-        from lnrnn.export.api import export_model
-        from lnrnn.train.model import ByteLM, ModelConfig
-        from tests.helpers import VERIFY_DATA
-
-        torch.manual_seed(1)
-        path = tmp_path_factory.mktemp("batching-int8")
-        model = ByteLM(ModelConfig(cell="gru", hidden=48, layers=2))
-        assert export_model(model, path, quantize="int8", verify_data=VERIFY_DATA).int8["kept"]  # type: ignore[index]
+def test_concurrent_answers_equal_the_answers_alone(precision: str, model_dir: Path, int8_dir: Path) -> None:
+    path = model_dir if precision == "fp32" else int8_dir
     alone_settings = settings_for(path, precision=precision, batch_streams=1, cache_size=0, chunk_tokens=16)
     with TestClient(create_app(alone_settings)) as c:
         alone = [c.post(p, json=body).json() for p, body in requests()]

@@ -9,13 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from lnrnn.export.api import export_model
 from lnrnn.serve.app import create_app
 from lnrnn.serve.runtime import Runtime
-from lnrnn.train.model import ByteLM, ModelConfig
-from tests.helpers import VERIFY_DATA, TestClient, settings_for
+from tests.helpers import TestClient, settings_for
 
 TOLERANCE = 1e-4  # nats per byte
 TEXTS = [
@@ -23,17 +20,6 @@ TEXTS = [
     ("Größe, naïve café — 日本語のテキスト, and emoji 🙂 too. " * 8).encode(),
     bytes(range(256)) * 2,  # every byte value, invalid UTF-8 included
 ]
-
-
-@pytest.fixture(scope="module")
-def int8_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(1)
-    out = tmp_path_factory.mktemp("independence-int8")
-    report = export_model(
-        ByteLM(ModelConfig(cell="gru", hidden=48, layers=2)), out, quantize="int8", verify_data=VERIFY_DATA
-    )
-    assert report.int8 is not None and report.int8["kept"]
-    return out
 
 
 @pytest.fixture(scope="module", params=["fp32", "int8"])

@@ -11,35 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from lnrnn.export.api import export_model
 from lnrnn.serve.app import create_app
 from lnrnn.serve.errors import NotFound, TooManySessions
 from lnrnn.serve.sessions import SessionStore
-from lnrnn.train.model import ByteLM, ModelConfig
-from tests.helpers import VERIFY_DATA, TestClient, settings_for
+from tests.helpers import TestClient, error, settings_for
 
 START = "To be, or not to be: "
 PIECES = ["t", "hat", " is the qu", "é", "stion 日本", "", "!"]  # one char, words, multi-byte, empty
-
-
-def error(response, status: int, code: str) -> str:  # noqa: ANN001
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"} and body["error"]["code"] == code
-    return body["error"]["message"]
-
-
-@pytest.fixture(scope="module")
-def int8_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(1)
-    out = tmp_path_factory.mktemp("sessions-int8")
-    report = export_model(
-        ByteLM(ModelConfig(cell="gru", hidden=48, layers=2)), out, quantize="int8", verify_data=VERIFY_DATA
-    )
-    assert report.int8 is not None and report.int8["kept"]
-    return out
 
 
 @pytest.fixture(scope="module", params=["fp32", "int8"])
