@@ -19,6 +19,8 @@ import brotli
 import pyppmd
 import zstandard
 
+from lnrnn.serve.compressors import STANDARD_LIBRARY
+
 PPMD_ORDER = 6
 PPMD_MEMORY = 256 << 20
 FEED = 4096
@@ -39,9 +41,10 @@ def _ppmd_decompress(blob: bytes, length: int) -> bytes:
 
 Codec = tuple[Callable[[bytes], bytes], Callable[[bytes, int], bytes]]
 CLASSIC: dict[str, Codec] = {
-    "gzip -9": (lambda d: gzip.compress(d, 9, mtime=0), lambda b, n: gzip.decompress(b)),
-    "bzip2 -9": (lambda d: bz2.compress(d, 9), lambda b, n: bz2.decompress(b)),
-    "xz -9e": (lambda d: lzma.compress(d, preset=9 | lzma.PRESET_EXTREME), lambda b, n: lzma.decompress(b)),
+    # the settings `lnrnn score` compares against, decompressed by the same modules
+    "gzip -9": (STANDARD_LIBRARY["gzip -9"], lambda b, n: gzip.decompress(b)),
+    "bzip2 -9": (STANDARD_LIBRARY["bzip2 -9"], lambda b, n: bz2.decompress(b)),
+    "xz -9e": (STANDARD_LIBRARY["xz -9e"], lambda b, n: lzma.decompress(b)),
     "zstd -22": (
         lambda d: zstandard.ZstdCompressor(level=22).compress(d),
         lambda b, n: zstandard.ZstdDecompressor().decompress(b),
