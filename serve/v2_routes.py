@@ -163,7 +163,7 @@ async def infer(
         outputs = [t for t in outputs if t.name in req.requested]
     for t in outputs:
         t.binary = req.wants_binary(t.name)
-    content, header_length = encode_response(name, req.id, outputs)
+    content, header_length = encode_response(name, VERSION, req.id, outputs)
     if header_length is None:
         return Response(content, media_type="application/json")
     return Response(

@@ -265,10 +265,7 @@ def number_tensor(name: str, datatype: str, array: np.ndarray) -> Tensor:
 
 
 def encode_response(
-    model_name: str,
-    request_id: str | None,
-    outputs: Sequence[Tensor],
-    parameters: dict[str, Any] | None = None,
+    model_name: str, version: str, request_id: str | None, outputs: Sequence[Tensor]
 ) -> tuple[bytes, int | None]:
     """The response body and, when some output is binary, the JSON header's length."""
     items = []
@@ -282,11 +279,9 @@ def encode_response(
         else:
             item["data"] = _to_json(t)
         items.append(item)
-    head: dict[str, Any] = {"model_name": model_name, "model_version": "1", "outputs": items}
+    head: dict[str, Any] = {"model_name": model_name, "model_version": version, "outputs": items}
     if request_id is not None:
         head["id"] = request_id
-    if parameters:
-        head["parameters"] = parameters
     header = json.dumps(head, separators=(",", ":"), allow_nan=False).encode()
     if not chunks:
         return header, None
