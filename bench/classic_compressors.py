@@ -19,7 +19,7 @@ import brotli
 import pyppmd
 import zstandard
 
-from lnrnn.serve.compressors import STANDARD_LIBRARY
+from lnrnn.compressors import STANDARD_LIBRARY
 
 PPMD_ORDER = 6
 PPMD_MEMORY = 256 << 20

@@ -119,8 +119,8 @@ def in_process(model: Path, context: str, typed: str) -> dict[str, Any]:
     """The model's share of one append, without HTTP: the T=1 feed and the top-k decoding, as the route
     runs them (``lnrnn serve`` defaults: CPU, 1 thread, precision auto)."""
     from lnrnn.scorer import byte_array, document_array
-    from lnrnn.serve.decode import top_chars
-    from lnrnn.serve.runtime import Runtime
+    from lnrnn.serve.engine.decode import top_chars
+    from lnrnn.serve.engine.runtime import Runtime
 
     runtime = Runtime.load(model, device="cpu", threads=1, precision="auto")
     fed = runtime.scorer.feed(document_array(context.encode()), runtime.scorer.start_state())

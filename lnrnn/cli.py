@@ -33,7 +33,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 def build_parser() -> argparse.ArgumentParser:
     from lnrnn.export import cli as export_cli
-    from lnrnn.serve import cli as serve_cli
+    from lnrnn.serve.cli import commands as serve_cli
     from lnrnn.train import cli as train_cli
 
     parser = argparse.ArgumentParser(

@@ -9,16 +9,21 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from lnrnn import __version__
-from lnrnn.serve import compress_routes, health, page, routes, session_routes, v2_routes
-from lnrnn.serve.batcher import BatchedScorer, Batcher
 from lnrnn.serve.config import Settings, get_settings
-from lnrnn.serve.errors import add_exception_handlers
-from lnrnn.serve.gate import InferenceGate
+from lnrnn.serve.engine.batcher import BatchedScorer, Batcher
+from lnrnn.serve.engine.gate import InferenceGate
+from lnrnn.serve.engine.runtime import ModelLoadError, Runtime
+from lnrnn.serve.engine.sessions import SessionStore
+from lnrnn.serve.http import health
+from lnrnn.serve.http.handlers import add_exception_handlers
+from lnrnn.serve.http.middleware import GuardMiddleware
+from lnrnn.serve.http.security import ApiKeyMiddleware, add_cors, bearer_scheme
 from lnrnn.serve.metrics import Metrics
-from lnrnn.serve.middleware import GuardMiddleware
-from lnrnn.serve.runtime import ModelLoadError, Runtime
-from lnrnn.serve.security import ApiKeyMiddleware, add_cors, bearer_scheme
-from lnrnn.serve.sessions import SessionStore
+from lnrnn.serve.page import route as page
+from lnrnn.serve.v1 import compress as compress_routes
+from lnrnn.serve.v1 import routes, surprisal
+from lnrnn.serve.v1 import sessions as session_routes
+from lnrnn.serve.v2 import routes as v2_routes
 
 log = logging.getLogger("lnrnn.serve")
 
@@ -107,6 +112,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(routes.router, dependencies=protected)
     app.include_router(session_routes.router, dependencies=protected)
     app.include_router(compress_routes.router, dependencies=protected)
+    app.include_router(surprisal.router, dependencies=protected)
     app.include_router(v2_routes.health_router)
     app.include_router(v2_routes.router, dependencies=protected)
     app.include_router(page.router, dependencies=[Depends(bearer_scheme)] if key else [])

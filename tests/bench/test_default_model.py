@@ -13,7 +13,7 @@ import pytest
 from bench.common import REPO
 from lnrnn.bpc import bits_per_byte
 from lnrnn.contract import SEQUENCE_INT8_FILE, STEP_INT8_FILE
-from lnrnn.serve.runtime import Runtime
+from lnrnn.serve.engine.runtime import Runtime
 from lnrnn.train.recipes.compression import compressed_bits_per_byte
 from lnrnn.train.recipes.corpora import VALIDATION_SPLITS
 from lnrnn.train.recipes.model_card import END, START, table

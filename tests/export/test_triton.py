@@ -18,7 +18,7 @@ from lnrnn.cli import main
 from lnrnn.contract import BOS_ID, ArtifactMetadata
 from lnrnn.export.api import export_model
 from lnrnn.export.triton import INITIAL_STATE_DIR, export_triton
-from lnrnn.serve.runtime import Runtime
+from lnrnn.serve.engine.runtime import Runtime
 from tests.helpers import tiny_model
 
 

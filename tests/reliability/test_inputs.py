@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lnrnn.serve.runtime import Runtime
+from lnrnn.serve.engine.runtime import Runtime
 from tests.helpers import TestClient, error
 
 pytestmark = pytest.mark.timeout(120)  # never hang

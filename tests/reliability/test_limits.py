@@ -15,9 +15,9 @@ import uvicorn
 
 from lnrnn.cli import main
 from lnrnn.serve.app import create_app
-from lnrnn.serve.cancel import Cancelled, checkpoint, run_cancellable
 from lnrnn.serve.config import Settings
-from lnrnn.serve.runtime import Runtime, Scored
+from lnrnn.serve.engine.cancel import Cancelled, checkpoint, run_cancellable
+from lnrnn.serve.engine.runtime import Runtime, Scored
 from tests.helpers import REPO, TestClient, error, settings_for
 
 pytestmark = pytest.mark.timeout(120)

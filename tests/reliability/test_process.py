@@ -75,7 +75,7 @@ def test_sixteen_clients_for_ten_seconds(model_dir: Path) -> None:
 SLOW_SERVER = """
 import sys, time
 from pathlib import Path
-from lnrnn.serve.runtime import Runtime
+from lnrnn.serve.engine.runtime import Runtime
 marker = Path(sys.argv[1])
 score = Runtime.score
 def slow_score(self, data, **kw):

@@ -17,7 +17,7 @@ import pytest
 from lnrnn.cli import main
 from lnrnn.contract import META_CONFIG, META_INITIAL_STATE
 from lnrnn.serve.app import create_app
-from lnrnn.serve.runtime import ModelLoadError, Runtime
+from lnrnn.serve.engine.runtime import ModelLoadError, Runtime
 from tests.helpers import TestClient, error, free_port, server, settings_for
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from lnrnn.serve.app import create_app
-from lnrnn.serve.runtime import Runtime
+from lnrnn.serve.engine.runtime import Runtime
 from tests.helpers import TestClient, settings_for
 
 TEXT = "Whether 'tis nobler in the mind to suffer the slings and arrows of outrageous fortune, Größe 日本. "

@@ -93,9 +93,9 @@ class Block:
             raise ImportError(f"blocked import of {name}")
         return None
 sys.meta_path.insert(0, Block())
-import lnrnn.serve.app, lnrnn.serve.runtime, lnrnn.serve.cli, lnrnn.serve.decode
+import lnrnn.serve.app, lnrnn.serve.engine.runtime, lnrnn.serve.cli.commands, lnrnn.serve.engine.decode
 from lnrnn.serve.app import create_app
-from lnrnn.serve.runtime import Runtime
+from lnrnn.serve.engine.runtime import Runtime
 rt = Runtime.load(sys.argv[1])
 create_app(runtime=rt)
 assert rt.score(b"abc").nats > 0

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from lnrnn.serve.app import create_app
-from lnrnn.serve.runtime import Runtime
+from lnrnn.serve.engine.runtime import Runtime
 from tests.helpers import TestClient, settings_for
 
 TOLERANCE = 1e-4  # nats per byte

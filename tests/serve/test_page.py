@@ -18,7 +18,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from lnrnn.serve.app import create_app
-from lnrnn.serve.page import SURPRISAL_MAX_BYTES
+from lnrnn.serve.v1.surprisal import SURPRISAL_MAX_BYTES
 from tests.helpers import TestClient, TinyModel, free_port, server, settings_for
 
 CHROMIUM = Path(os.environ.get("LNRNN_TEST_CHROMIUM", "/usr/bin/chromium"))

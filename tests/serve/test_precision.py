@@ -12,7 +12,7 @@ import pytest
 from lnrnn.cli import main
 from lnrnn.contract import INT8_MAX_BPC_DELTA, META_INT8_BPC_DELTA, STEP_INT8_FILE
 from lnrnn.serve.app import create_app
-from lnrnn.serve.runtime import ModelLoadError, Runtime
+from lnrnn.serve.engine.runtime import ModelLoadError, Runtime
 from tests.helpers import TestClient, settings_for
 
 TEXT = "precision: héllo wörld, 日本語 ".encode() * 4

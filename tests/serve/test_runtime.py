@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from lnrnn.serve.decode import generate, probabilities, top_chars
-from lnrnn.serve.runtime import ModelLoadError, Runtime
-from lnrnn.serve.utf8 import char_length, next_range
+from lnrnn.serve.engine.decode import generate, probabilities, top_chars
+from lnrnn.serve.engine.runtime import ModelLoadError, Runtime
+from lnrnn.serve.engine.utf8 import char_length, next_range
 from tests.helpers import TinyModel
 
 TEXT = "Hello, wörld! 日本語 and 🙂 too.".encode()

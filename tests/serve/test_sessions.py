@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from lnrnn.serve.app import create_app
+from lnrnn.serve.engine.sessions import SessionStore
 from lnrnn.serve.errors import NotFound, TooManySessions
-from lnrnn.serve.sessions import SessionStore
 from tests.helpers import TestClient, error, settings_for
 
 START = "To be, or not to be: "

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from lnrnn.serve.app import create_app
-from lnrnn.serve.runtime import Runtime
+from lnrnn.serve.engine.runtime import Runtime
 from tests.helpers import TestClient, TinyModel, free_port, serve_argv, server, settings_for
 
 TEXTS = ["The quick brown fox jumps over the lazy dog. ", "ünïcödé and 日本語 too ", "x"]

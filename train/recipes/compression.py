@@ -19,7 +19,7 @@ DEFAULT_MODEL = REPO / "models" / "default"
 
 def compressed_bits_per_byte(data: bytes) -> dict[str, float]:
     """gzip -9, bzip2 -9, xz -9e and zstd -19 (where installed), in bits per byte (sizes from lnrnn.serve)."""
-    from lnrnn.serve.compressors import compressed_sizes
+    from lnrnn.compressors import compressed_sizes
 
     return {name: 8 * size / len(data) for name, size in compressed_sizes(data, with_zstd=True).items()}
 
@@ -28,7 +28,7 @@ def measure(quick: bool, log: Any = print, model_dir: Path = DEFAULT_MODEL) -> d
     """Every split (quick: the first 20 kB of each) with every compressor, and the model where present."""
     runtimes = {}
     if (model_dir / STEP_FILE).is_file():
-        from lnrnn.serve.runtime import Runtime
+        from lnrnn.serve.engine.runtime import Runtime
 
         runtimes["model"] = Runtime.load(model_dir, device="cpu", threads=0, precision="fp32")
         if (model_dir / SEQUENCE_INT8_FILE).is_file():
@@ -56,6 +56,6 @@ def measure(quick: bool, log: Any = print, model_dir: Path = DEFAULT_MODEL) -> d
         "model": str(model_dir.relative_to(REPO) if model_dir.is_relative_to(REPO) else model_dir)
         if runtimes
         else f"missing ({model_dir} has no step.onnx): compressors only",
-        "scorer": "lnrnn.serve.runtime.Runtime (onnxruntime, torch-free), fast sequence graph",
+        "scorer": "lnrnn.serve.engine.runtime.Runtime (onnxruntime, torch-free), fast sequence graph",
         "rows": rows,
     }

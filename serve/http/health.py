@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from lnrnn.serve.deps import MetricsDep, get_runtime
-from lnrnn.serve.schemas import ErrorResponse, Health
+from lnrnn.serve.http.deps import MetricsDep, get_runtime
+from lnrnn.serve.http.schemas import ErrorResponse, Health
 
 router = APIRouter(tags=["operations"])
 

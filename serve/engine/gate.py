@@ -15,7 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
-from lnrnn.serve.cancel import run_cancellable
+from lnrnn.serve.engine.cancel import run_cancellable
 from lnrnn.serve.errors import ModelNotReady, Overloaded, RequestTimeout
 from lnrnn.serve.metrics import Metrics
 

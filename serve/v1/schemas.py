@@ -1,48 +1,11 @@
-"""Request and response bodies (pydantic v2). Unknown request fields are rejected (``extra="forbid"``)."""
+"""Request and response bodies of the /v1 routes and its sessions (pydantic v2; unknown request fields are
+rejected)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    field_validator,
-    model_validator,
-)
-
-MAX_TOP_K = 100
-MAX_TEMPERATURE = 100.0
-
-
-def _utf8(text: str) -> str:
-    """JSON may carry lone surrogates ("\\ud800"); they are not Unicode text and cannot be scored."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as err:
-        raise ValueError(
-            f"contains a lone surrogate (U+{ord(text[err.start]):04X}) at character {err.start}; "
-            "send valid Unicode (pair surrogates or remove them)"
-        ) from None
-    return text
-
-
-def _json_number(value: object) -> object:
-    """A JSON number only: pydantic's lax float would take ``true`` and ``"1.5"`` as well."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"Input should be a number, got {type(value).__name__}")
-    return value
-
-
-Utf8Str = Annotated[str, AfterValidator(_utf8)]
-Number = Annotated[float, BeforeValidator(_json_number)]
-
-
-class Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+from lnrnn.serve.http.schemas import MAX_TEMPERATURE, MAX_TOP_K, Number, Request, Utf8Str, check_utf8
 
 
 class PredictRequest(Request):
@@ -107,7 +70,7 @@ class ScoreRequest(Request):
     def _check_text(cls, text: str | None) -> str | None:
         if text == "":
             raise ValueError("empty; send at least one character to score")
-        return None if text is None else _utf8(text)
+        return None if text is None else check_utf8(text)
 
     @field_validator("texts")
     @classmethod
@@ -118,7 +81,7 @@ class ScoreRequest(Request):
             if not text:
                 raise ValueError(f"texts[{i}] is empty; every text needs at least one character")
             try:
-                _utf8(text)
+                check_utf8(text)
             except ValueError as err:
                 raise ValueError(f"texts[{i}] {err}") from None
         return texts
@@ -215,15 +178,42 @@ class ModelList(BaseModel):
     server: ServerInfo
 
 
-class ErrorDetail(BaseModel):
-    code: str = Field(description="stable machine-readable code, e.g. invalid_request, payload_too_large")
-    message: str = Field(description="what went wrong and what to change")
+class SessionRequest(Request):
+    text: Utf8Str = Field("", description="text to score and remember (create: the start of a document)")
+    top_k: int = Field(5, ge=1, le=MAX_TOP_K, strict=True, description="next characters to list")
+    temperature: Number = Field(
+        1.0, gt=0, le=MAX_TEMPERATURE, allow_inf_nan=False, description="divides the log-probabilities"
+    )
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"text": "To be, or not to b", "top_k": 5}]}
+    )
 
 
-class ErrorResponse(BaseModel):
-    error: ErrorDetail
+class SessionCreated(BaseModel):
+    session_id: str = Field(description="128 random bits, URL-safe base64: keep it secret")
+    bytes: int = Field(description="UTF-8 bytes of the text")
+    bits: float = Field(description="-log2 p(text) as the start of a document: every byte is paid")
+    candidates: list[Candidate] = Field(description="most likely next characters after the text")
+    other: float = Field(description="probability of everything not listed")
+    expires_in_s: float = Field(description="the session is deleted after this long without a call")
 
 
-class Health(BaseModel):
-    status: str
-    provider: str | None = None
+class SessionAppended(BaseModel):
+    bytes: int = Field(description="UTF-8 bytes appended")
+    bits: float = Field(description="bits of the appended text, given everything before it")
+    total_bytes: int
+    total_bits: float
+    candidates: list[Candidate]
+    other: float
+    expires_in_s: float
+
+
+class SessionInfo(BaseModel):
+    session_id: str
+    total_bytes: int
+    total_bits: float
+    bits_per_byte: float | None = Field(description="total_bits / total_bytes; null for an empty text")
+    age_s: float = Field(description="seconds since the session was created")
+    idle_s: float = Field(description="seconds since its last call")
+    expires_in_s: float

@@ -7,10 +7,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from lnrnn.serve.config import Settings
+from lnrnn.serve.engine.gate import InferenceGate
+from lnrnn.serve.engine.runtime import Runtime
+from lnrnn.serve.engine.sessions import SessionStore
 from lnrnn.serve.errors import ModelNotReady, UnsupportedMediaType
-from lnrnn.serve.gate import InferenceGate
 from lnrnn.serve.metrics import Metrics
-from lnrnn.serve.runtime import Runtime
 
 
 async def get_runtime(request: Request) -> Runtime:
@@ -36,6 +37,13 @@ async def get_gate(request: Request) -> InferenceGate:
     return gate
 
 
+async def get_store(request: Request) -> SessionStore:
+    store: SessionStore | None = getattr(request.app.state, "sessions", None)
+    if store is None:
+        raise ModelNotReady("the server is starting or shutting down")
+    return store
+
+
 async def require_json(request: Request) -> None:
     """POST bodies must be JSON: 415 for another content type (FastAPI would only say "not a dict")."""
     if request.method != "POST":
@@ -51,3 +59,4 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 GateDep = Annotated[InferenceGate, Depends(get_gate)]
+StoreDep = Annotated[SessionStore, Depends(get_store)]

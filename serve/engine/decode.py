@@ -6,8 +6,8 @@ import heapq
 
 import numpy as np
 
-from lnrnn.serve.runtime import Runtime
-from lnrnn.serve.utf8 import char_length, next_mask, next_range
+from lnrnn.serve.engine.runtime import Runtime
+from lnrnn.serve.engine.utf8 import char_length, next_mask, next_range
 
 MAX_EXPAND = 256  # prefixes expanded per batched T = 1 call
 

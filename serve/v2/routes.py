@@ -2,7 +2,7 @@
 
 Standard clients (``tritonclient.http``, the ``kserve`` REST client) talk to these routes unchanged. The
 body of ``infer`` is read raw: it may be JSON followed by binary tensor data and tritonclient sends no
-Content-Type. Errors are ``{"error": "<message>"}`` with a 4xx/5xx status (errors.py renders every error
+Content-Type. Errors are ``{"error": "<message>"}`` with a 4xx/5xx status (http/handlers.py renders every error
 under ``/v2`` that way, middleware ones included).
 """
 
@@ -17,11 +17,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from lnrnn import __version__
-from lnrnn.serve.deps import GateDep, MetricsDep, RuntimeDep, SettingsDep
 from lnrnn.serve.errors import NotFound, PayloadTooLarge, UnsupportedMediaType
-from lnrnn.serve.session_routes import StoreDep
-from lnrnn.serve.v2_models import MODELS, TEXT_MODEL, VERSION, infer_step, infer_text, metadata
-from lnrnn.serve.v2_tensors import HEADER_LENGTH, encode_response, parse_request
+from lnrnn.serve.http.deps import GateDep, MetricsDep, RuntimeDep, SettingsDep, StoreDep
+from lnrnn.serve.v2.models import MODELS, TEXT_MODEL, VERSION, infer_step, infer_text, metadata
+from lnrnn.serve.v2.tensors import HEADER_LENGTH, encode_response, parse_request
 
 EXTENSIONS = ["binary_tensor_data", "sequence", "sequence(string_id)"]  # only what is implemented
 TAGS: list[str | Enum] = ["v2 (Open Inference Protocol)"]

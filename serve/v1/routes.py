@@ -1,25 +1,23 @@
 """The model routes under ``/v1``. Checks run on the event loop; inference goes through the gate
-(bounded pool + queue + deadline, see gate.py), never straight to the default threadpool."""
+(bounded pool + queue + deadline, see engine/gate.py), never straight to the default threadpool."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Depends
 
 from lnrnn.bpc import LN2, bits_per_byte, nats_to_bits
 from lnrnn.scorer import Scored
-from lnrnn.serve import compress_routes
-from lnrnn.serve.config import Settings
-from lnrnn.serve.decode import generate as sample_text
-from lnrnn.serve.decode import top_chars
-from lnrnn.serve.deps import GateDep, MetricsDep, RuntimeDep, SettingsDep, require_json
-from lnrnn.serve.errors import InvalidInput, PayloadTooLarge
-from lnrnn.serve.runtime import Runtime
-from lnrnn.serve.schemas import (
+from lnrnn.serve.engine.decode import generate as sample_text
+from lnrnn.serve.engine.decode import top_chars
+from lnrnn.serve.engine.runtime import Runtime
+from lnrnn.serve.errors import InvalidInput
+from lnrnn.serve.http.deps import GateDep, MetricsDep, RuntimeDep, SettingsDep, require_json
+from lnrnn.serve.http.limits import check_size, encode_text
+from lnrnn.serve.http.schemas import ERRORS
+from lnrnn.serve.v1 import compress as compress_routes
+from lnrnn.serve.v1.schemas import (
     Candidate,
-    ErrorResponse,
     GenerateRequest,
     GenerateResponse,
     ModelInfo,
@@ -32,33 +30,7 @@ from lnrnn.serve.schemas import (
     ServerInfo,
 )
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse, "description": description}
-    for status, description in (
-        (400, "the body is not UTF-8 or not parseable JSON (e.g. nested too deeply)"),
-        (401, "LNRNN_API_KEY is set and the bearer token is missing or wrong"),
-        (413, "text or body over the configured limit"),
-        (415, "the body is not sent as application/json"),
-        (422, "invalid request: the message says which field and what to change"),
-        (503, "model_not_ready: the model is not loaded; overloaded: every slot and the queue are busy"),
-        (504, "timeout: the request took longer than LNRNN_REQUEST_TIMEOUT_S"),
-    )
-}
 router = APIRouter(prefix="/v1", tags=["model"], responses=ERRORS, dependencies=[Depends(require_json)])
-
-
-def encode_text(text: str, settings: Settings, what: str = "text") -> bytes:
-    data = text.encode("utf-8")  # lone surrogates were rejected by the schema
-    check_size(len(data), settings, what)
-    return data
-
-
-def check_size(n: int, settings: Settings, what: str) -> None:
-    if n > settings.max_text_bytes:
-        raise PayloadTooLarge(
-            f"{what} is {n} UTF-8 bytes; the limit is {settings.max_text_bytes} (LNRNN_MAX_TEXT_BYTES): "
-            "send a shorter text"
-        )
 
 
 def model_info(runtime: Runtime) -> ModelInfo:

@@ -27,8 +27,8 @@ from lnrnn.contract import (
     graph_problems,
 )
 from lnrnn.scorer import CHUNK_TOKENS, Progress, Scored, Scorer
-from lnrnn.serve.cancel import checkpoint
-from lnrnn.serve.prefix_cache import PrefixCache
+from lnrnn.serve.engine.cancel import checkpoint
+from lnrnn.serve.engine.prefix_cache import PrefixCache
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lnrnn.scorer import Fed, GraphSession, Scored, Scorer, document_array, feed_rows
-from lnrnn.serve.cancel import Cancelled, checkpoint, current_event
+from lnrnn.serve.engine.cancel import Cancelled, checkpoint, current_event
 from lnrnn.serve.metrics import Metrics
 
 POLL_S = 0.05  # a waiting request checks its own cancellation this often

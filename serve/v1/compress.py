@@ -28,12 +28,12 @@ from lnrnn.codec import (
     information,
     unpack,
 )
-from lnrnn.serve.cancel import checkpoint
 from lnrnn.serve.config import Settings
-from lnrnn.serve.deps import GateDep, RuntimeDep, SettingsDep
+from lnrnn.serve.engine.cancel import checkpoint
+from lnrnn.serve.engine.runtime import Runtime
 from lnrnn.serve.errors import ApiError, PayloadTooLarge, UnsupportedMediaType
-from lnrnn.serve.runtime import Runtime
-from lnrnn.serve.schemas import ErrorResponse
+from lnrnn.serve.http.deps import GateDep, RuntimeDep, SettingsDep
+from lnrnn.serve.http.schemas import ErrorResponse
 
 OCTET = "application/octet-stream"
 CONTAINER_SLACK = 65536  # a container of incompressible bytes is a little longer than they are

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from lnrnn.errors import UserError
-from lnrnn.serve.cli_io import echo, progress_bar, read_input, write_output
+from lnrnn.serve.cli.streams import echo, progress_bar, read_input, write_output
 
 if TYPE_CHECKING:
     from lnrnn.codec import StepGraph
@@ -53,7 +53,7 @@ def register(with_model: WithModel) -> None:
 
 def _graph(args: argparse.Namespace, precision: str | None = None) -> StepGraph:
     from lnrnn.codec import StepGraph
-    from lnrnn.serve.cli import _settings
+    from lnrnn.serve.cli.commands import _settings
 
     settings = _settings(args)
     if settings.device == "cuda":
@@ -71,7 +71,7 @@ def _rate(n: int, seconds: float) -> str:
 def adaptive_score(args: argparse.Namespace, data: bytes) -> int:
     """`lnrnn score --adaptive`: the information content `lnrnn compress` codes to (same function)."""
     from lnrnn.codec import information
-    from lnrnn.serve.cli import ScoredBy, report_score
+    from lnrnn.serve.cli.commands import ScoredBy, report_score
 
     graph = _graph(args)
     nats = information(data, graph, progress=progress_bar("scoring", len(data)))

@@ -7,20 +7,24 @@ other route; a session's state changes only after its append succeeded.
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Response
 
 from lnrnn.bpc import nats_to_bits
 from lnrnn.scorer import Fed
-from lnrnn.serve.decode import top_chars
-from lnrnn.serve.deps import GateDep, MetricsDep, RuntimeDep, SettingsDep, require_json
-from lnrnn.serve.errors import ModelNotReady
-from lnrnn.serve.routes import ERRORS, candidates_response, encode_text
-from lnrnn.serve.runtime import Runtime
-from lnrnn.serve.schemas import ErrorResponse, PredictResponse
-from lnrnn.serve.session_schemas import SessionAppended, SessionCreated, SessionInfo, SessionRequest
-from lnrnn.serve.sessions import Session, SessionStore
+from lnrnn.serve.engine.decode import top_chars
+from lnrnn.serve.engine.runtime import Runtime
+from lnrnn.serve.engine.sessions import Session
+from lnrnn.serve.http.deps import GateDep, MetricsDep, RuntimeDep, SettingsDep, StoreDep, require_json
+from lnrnn.serve.http.limits import encode_text
+from lnrnn.serve.http.schemas import ERRORS, ErrorResponse
+from lnrnn.serve.v1.routes import candidates_response
+from lnrnn.serve.v1.schemas import (
+    PredictResponse,
+    SessionAppended,
+    SessionCreated,
+    SessionInfo,
+    SessionRequest,
+)
 
 SESSION_ERRORS = ERRORS | {
     404: {"model": ErrorResponse, "description": "no such session (unknown, deleted, evicted or expired)"},
@@ -29,16 +33,6 @@ SESSION_ERRORS = ERRORS | {
 router = APIRouter(
     prefix="/v1/sessions", tags=["sessions"], responses=SESSION_ERRORS, dependencies=[Depends(require_json)]
 )
-
-
-async def get_store(request: Request) -> SessionStore:
-    store: SessionStore | None = getattr(request.app.state, "sessions", None)
-    if store is None:
-        raise ModelNotReady("the server is starting or shutting down")
-    return store
-
-
-StoreDep = Annotated[SessionStore, Depends(get_store)]
 
 
 def _continue(

@@ -1,58 +1,27 @@
-"""The page at ``GET /``: HTML/JS/CSS from ``serve/page/`` (no build step, nothing fetched from outside),
-and ``POST /v1/surprisal``, the per-character bits and alternatives that its heat map shows."""
+"""``POST /v1/surprisal``: the per-character bits and alternatives that the page's heat map shows, with the
+sizes of the same bytes through gzip, bzip2 and xz."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 from fastapi import APIRouter, Depends
-from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lnrnn.bpc import LN2
+from lnrnn.compressors import compressed_sizes
 from lnrnn.scorer import document_array
-from lnrnn.serve.compressors import compressed_sizes
-from lnrnn.serve.decode import top_chars
-from lnrnn.serve.deps import GateDep, MetricsDep, RuntimeDep, SettingsDep, require_json
+from lnrnn.serve.engine.decode import top_chars
+from lnrnn.serve.engine.runtime import Runtime
 from lnrnn.serve.errors import PayloadTooLarge
-from lnrnn.serve.routes import ERRORS
-from lnrnn.serve.runtime import Runtime
-from lnrnn.serve.schemas import Request, Utf8Str
+from lnrnn.serve.http.deps import GateDep, MetricsDep, RuntimeDep, SettingsDep, require_json
+from lnrnn.serve.http.schemas import ERRORS, Request, Utf8Str
 
-PAGE_DIR = Path(__file__).parent / "page"
-ASSETS = {  # the only files served: a fixed map, so no path from the URL ever reaches the file system
-    "page.js": "text/javascript; charset=utf-8",
-    "page.css": "text/css; charset=utf-8",
-}
-# Everything from this origin only: the page works offline and nothing it shows can load a third party.
-# Colours are set through the CSSOM (element.style), which style-src does not restrict.
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-)
-HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"}
 # One T = 1 graph call per byte (the distribution before every byte is needed, the sequence graph only
 # gives the last one): ~0.3-0.5 ms a byte on the default model, so 4 KiB stays around two seconds.
 SURPRISAL_MAX_BYTES = 4096
 MAX_ALTERNATIVES = 10
 
-page_router = APIRouter(include_in_schema=False)
-api_router = APIRouter(prefix="/v1", tags=["model"], responses=ERRORS, dependencies=[Depends(require_json)])
-
-
-@page_router.get("/", response_class=HTMLResponse)
-async def index() -> HTMLResponse:
-    return HTMLResponse((PAGE_DIR / "index.html").read_bytes(), headers=HEADERS)
-
-
-@page_router.get("/page/{name}")
-async def asset(name: str) -> Response:
-    media_type = ASSETS.get(name)
-    if media_type is None:
-        raise StarletteHTTPException(404)  # the JSON error handler words it like every other 404
-    return Response((PAGE_DIR / name).read_bytes(), media_type=media_type, headers=HEADERS)
+router = APIRouter(prefix="/v1", tags=["model"], responses=ERRORS, dependencies=[Depends(require_json)])
 
 
 class SurprisalRequest(Request):
@@ -113,7 +82,7 @@ def surprisal(runtime: Runtime, text: str, data: bytes, top_k: int) -> list[Char
     return out
 
 
-@api_router.post(
+@router.post(
     "/surprisal",
     response_model=SurprisalResponse,
     summary="bits and top alternatives per character, with gzip/bzip2/xz sizes (the page's heat map)",
@@ -147,8 +116,3 @@ async def surprisal_route(
             for name, size in sizes.items()
         },
     )
-
-
-router = APIRouter()
-router.include_router(page_router)
-router.include_router(api_router)

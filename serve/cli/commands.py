@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lnrnn.errors import UserError
-from lnrnn.serve import compress_cli
-from lnrnn.serve.cli_io import echo, progress_bar, read_input
+from lnrnn.serve.cli import compress as compress_cli
+from lnrnn.serve.cli.streams import echo, progress_bar, read_input
 
 if TYPE_CHECKING:
     from lnrnn.serve.config import Settings
-    from lnrnn.serve.runtime import Runtime
+    from lnrnn.serve.engine.runtime import Runtime
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -129,7 +129,7 @@ def _settings(args: argparse.Namespace, *names: str) -> Settings:
 
 def _load(settings: Settings) -> Runtime:
     from lnrnn.serve.app import load_runtime
-    from lnrnn.serve.runtime import ModelLoadError
+    from lnrnn.serve.engine.runtime import ModelLoadError
 
     try:
         return load_runtime(settings)
@@ -202,7 +202,7 @@ class ScoredBy:
 def report_score(args: argparse.Namespace, data: bytes, nats: float, model: ScoredBy) -> int:
     """Print a score beside gzip/bzip2/xz: a table, or one JSON object with ``--json``."""
     from lnrnn.bpc import bits_per_byte, nats_to_bits
-    from lnrnn.serve.compressors import compressed_sizes
+    from lnrnn.compressors import compressed_sizes
 
     bits, bpc = nats_to_bits(nats), bits_per_byte(nats, len(data))
     sizes = compressed_sizes(data)
@@ -234,7 +234,7 @@ def report_score(args: argparse.Namespace, data: bytes, nats: float, model: Scor
 
 
 def predict(args: argparse.Namespace) -> int:
-    from lnrnn.serve.decode import top_chars
+    from lnrnn.serve.engine.decode import top_chars
 
     if args.top_k < 1:
         raise UserError(f"--top-k must be at least 1, got {args.top_k}")
@@ -250,7 +250,7 @@ def predict(args: argparse.Namespace) -> int:
 
 
 def generate(args: argparse.Namespace) -> int:
-    from lnrnn.serve.decode import generate as sample_text
+    from lnrnn.serve.engine.decode import generate as sample_text
 
     if args.max_chars < 1:
         raise UserError(f"--max-chars must be at least 1, got {args.max_chars}")

@@ -22,14 +22,14 @@ from lnrnn.bpc import bits_per_byte, nats_to_bits
 from lnrnn.contract import BOS_ID, STEP_INPUTS, STEP_OUTPUTS, VOCAB_SIZE
 from lnrnn.scorer import Fed, Scored
 from lnrnn.serve.config import Settings
-from lnrnn.serve.decode import top_chars
+from lnrnn.serve.engine.decode import top_chars
+from lnrnn.serve.engine.gate import InferenceGate
+from lnrnn.serve.engine.runtime import Runtime
+from lnrnn.serve.engine.sessions import Session, SessionStore
 from lnrnn.serve.errors import NotFound
-from lnrnn.serve.gate import InferenceGate
-from lnrnn.serve.routes import check_size
-from lnrnn.serve.runtime import Runtime
-from lnrnn.serve.schemas import MAX_TOP_K
-from lnrnn.serve.sessions import Session, SessionStore
-from lnrnn.serve.v2_tensors import BadRequest, InferRequest, Tensor, bytes_tensor, number_tensor
+from lnrnn.serve.http.limits import check_size
+from lnrnn.serve.http.schemas import MAX_TOP_K
+from lnrnn.serve.v2.tensors import BadRequest, InferRequest, Tensor, bytes_tensor, number_tensor
 
 TEXT_MODEL = "lnrnn"
 STEP_MODEL = "lnrnn-step"

@@ -9,7 +9,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.security import HTTPBearer
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from lnrnn.serve.errors import Unauthorized, error_response
+from lnrnn.serve.errors import Unauthorized
+from lnrnn.serve.http.handlers import error_response
 
 PROTECTED_PREFIX = "/v1/"  # health, metrics and docs stay open: probes and scrapers carry no key
 V2_OPEN_PREFIX = "/v2/health/"  # the v2 routes are protected like /v1, except their health probes

@@ -7,7 +7,7 @@ import time
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from lnrnn.serve.errors import BodyTooLarge, error_response
+from lnrnn.serve.http.handlers import BodyTooLarge, error_response
 from lnrnn.serve.metrics import Metrics
 
 

@@ -1,0 +1,1 @@
+"""The serving commands (lnrnn serve, score, predict, generate, compress, decompress) and their I/O."""

@@ -1,0 +1,1 @@
+"""The page at / : its static files and the route that serves them."""

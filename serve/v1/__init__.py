@@ -1,0 +1,1 @@
+"""The /v1 REST protocol: predict, score, generate, sessions, surprisal, compress."""
