@@ -172,6 +172,8 @@ def run(
     try:
         if lanes:
             work(lanes[0], True)
+    except _Stopped:
+        pass  # another lane failed and set ``stop``: its own error is raised below
     except BaseException:
         stop.set()
         raise

@@ -3,14 +3,19 @@ corpora, any lane count; deterministic; the default model's adaptive mixing beat
 
 from __future__ import annotations
 
+import copy
 import sysconfig
+import threading
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from lnrnn.codec import StepGraph, compress, decompress, unpack
+from lnrnn.codec.errors import ContainerError
 from tests.helpers import REPO, SHARED_DATA
 
 BLOCK = 64  # small blocks: a few hundred bytes straddle several block edges
@@ -84,3 +89,19 @@ def test_default_model_int8_adaptive_beats_the_network_on_repetitive_text(defaul
     neural = roundtrip(source, default_graph, adaptive=False, block_size=750)
     assert unpack(adaptive)[0].int8 and unpack(adaptive)[0].adaptive and not unpack(neural)[0].adaptive
     assert len(adaptive) < 0.8 * len(neural), (len(adaptive), len(neural))
+
+
+def test_a_failing_lane_reports_its_own_error(graph: StepGraph) -> None:
+    """The second lane fails while the first still runs: the caller sees that lane's error, not the
+    first lane's "stopped" signal (which once escaped as a traceback instead of the one-line error)."""
+
+    def step(tokens: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if threading.current_thread() is not threading.main_thread():
+            raise ContainerError("corrupted payload in block 4: lane 1 broke")
+        time.sleep(0.005)  # the first lane is still at work when the second one fails
+        return graph.step(tokens, state)
+
+    broken = copy.copy(graph)
+    object.__setattr__(broken, "step", step)  # StepGraph is frozen: swap the method on a copy only
+    with pytest.raises(ContainerError, match="lane 1 broke"):
+        compress(bytes(range(256)) * 2, broken, block_size=BLOCK, lanes=2)
