@@ -2,8 +2,8 @@
 
 Standard clients (``tritonclient.http``, the ``kserve`` REST client) talk to these routes unchanged. The
 body of ``infer`` is read raw: it may be JSON followed by binary tensor data and tritonclient sends no
-Content-Type. Errors are ``{"error": "<message>"}`` with a 4xx/5xx status (http/handlers.py renders every error
-under ``/v2`` that way, middleware ones included).
+Content-Type. Errors are ``{"error": "<message>"}`` with a 4xx/5xx status (http/handlers.py renders every
+error under ``/v2`` that way, middleware ones included).
 """
 
 from __future__ import annotations
