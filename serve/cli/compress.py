@@ -1,10 +1,12 @@
-"""`lnrnn compress` / `lnrnn decompress`: files (or - for stdin/stdout) through ``lnrnn.codec``."""
+"""`lnrnn compress` / `lnrnn decompress` through ``lnrnn.codec``, with gzip's conventions: FILE <-> FILE.lnrz
+beside it, inputs kept, no overwrite without -f, -c/-o, -t, several files, - for stdin/stdout."""
 
 from __future__ import annotations
 
 import argparse
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lnrnn.errors import UserError
@@ -16,18 +18,22 @@ if TYPE_CHECKING:
 WithModel = Callable[..., argparse.ArgumentParser]
 
 
+SUFFIX = ".lnrz"
+
+
 def register(with_model: WithModel) -> None:
     """Add the two subcommands; ``with_model`` adds a parser with the shared model options."""
     from lnrnn.codec import DEFAULT_BLOCK_SIZE
 
     p = with_model(
         "compress",
-        help="compress a file losslessly with the model (range coding + adaptive mixing)",
-        description="Compress any bytes. The same model directory (and lnrnn, onnxruntime, numpy and CPU "
-        "kind) must decompress it: the container records the model's fingerprint and a CRC.",
+        help="compress files losslessly with the model (range coding + adaptive mixing), as gzip does",
+        description=f"Compress any bytes: FILE becomes FILE{SUFFIX} beside it and FILE is kept; - (or no "
+        "FILE) reads standard input and writes standard output. The same model directory (and lnrnn, "
+        "onnxruntime, numpy and CPU kind) must decompress it: the container records the model's "
+        "fingerprint and a CRC.",
     )
-    p.add_argument("input", help="file to compress, or - for standard input")
-    p.add_argument("output", help="where to write the container, or - for standard output")
+    _common_options(p)
     p.add_argument(
         "--neural-only", action="store_true", help="code with the network alone (no adaptive mixing)"
     )
@@ -42,13 +48,98 @@ def register(with_model: WithModel) -> None:
 
     p = with_model(
         "decompress",
-        help="decompress a file made by `lnrnn compress` (same model)",
-        description="Restore the original bytes. Fails with one line (exit 2) for another model, a "
-        "corrupted or truncated file, or decoded bytes that do not match the stored CRC.",
+        help=f"decompress files made by `lnrnn compress` (FILE{SUFFIX} becomes FILE; same model)",
+        description=f"Restore the original bytes: FILE{SUFFIX} becomes FILE, FILE{SUFFIX} is kept. Fails "
+        "with one line (exit 2) for another model, a corrupted or truncated file, or decoded bytes that do "
+        "not match the stored CRC; with several files the others are still done.",
     )
-    p.add_argument("input", help="file made by `lnrnn compress`, or - for standard input")
-    p.add_argument("output", help="where to write the original bytes, or - for standard output")
+    _common_options(p)
+    p.add_argument(
+        "-t",
+        "--test",
+        action="store_true",
+        help="check that each archive decodes (CRC included); write nothing",
+    )
     p.set_defaults(handler=decompress)
+
+
+def _common_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("files", nargs="*", metavar="FILE", help="files to process; - or none: standard input")
+    p.add_argument("-c", "--stdout", action="store_true", help="write to standard output, keep no file")
+    p.add_argument(
+        "-o", "--output", metavar="PATH", help="write to PATH (one input only; - = standard output)"
+    )
+    p.add_argument("-f", "--force", action="store_true", help="overwrite an existing output file")
+    p.add_argument("-q", "--quiet", action="store_true", help="no summary line")
+
+
+def _jobs(args: argparse.Namespace, target_of: Callable[[str], str]) -> list[tuple[str, str]]:
+    """(input, output) pairs; an output of "-" is standard output, "" writes nothing (--test)."""
+    files = args.files or ["-"]
+    if (args.output or args.stdout) and len(files) > 1:
+        raise UserError(f"{'-o' if args.output else '-c'} takes one input; got {len(files)} files")
+    if files.count("-") > 1:
+        raise UserError("- (standard input) can be named once")
+    jobs = []
+    for name in files:
+        if getattr(args, "test", False):
+            out = ""
+        elif args.output:
+            out = args.output
+        elif args.stdout or name == "-":
+            out = "-"
+        else:
+            out = target_of(name)
+        jobs.append((name, out))
+    return jobs
+
+
+def _check_target(target: str, source: str, force: bool) -> None:
+    if target in ("", "-"):
+        return
+    path = Path(target)
+    if path.exists() and path.resolve() == Path(source).resolve():
+        raise UserError(f"{target} is the input itself; choose another output")
+    if path.exists() and not force:
+        raise UserError(f"{target} already exists; use -f to overwrite it")
+
+
+def _each(
+    args: argparse.Namespace,
+    verb: str,
+    target_of: Callable[[str], str],
+    one: Callable[[str, bytes], tuple[bytes, str]],
+) -> int:
+    """Run ``one`` (input name, its bytes -> output bytes, summary) on every input: a failing file is one
+    line on stderr and exit 2 at the end, and the other files are still done (as gzip does)."""
+    failed = 0
+    for source, target in _jobs(args, target_of):
+        try:
+            _check_target(target, source, args.force)
+            data, summary = one(source, read_input(source))
+            if target:
+                write_output(target, data)
+        except UserError as err:
+            if len(args.files) <= 1:
+                raise  # the usual one-line error and exit 2
+            echo(f"lnrnn {verb}: error: {err}", err=True)
+            failed += 1
+            continue
+        if not args.quiet:
+            echo(f"lnrnn {verb}: {summary}", err=True)
+    return 2 if failed else 0
+
+
+def _compressed_name(name: str) -> str:
+    if name.endswith(SUFFIX):
+        raise UserError(f"{name} already ends in {SUFFIX}; use -o to name the output or -c")
+    return name + SUFFIX
+
+
+def _original_name(name: str) -> str:
+    if not name.endswith(SUFFIX) or len(name) == len(SUFFIX):
+        raise UserError(f"{name} does not end in {SUFFIX}; use -o to name the output or -c")
+    return name[: -len(SUFFIX)]
 
 
 def _graph(args: argparse.Namespace, precision: str | None = None) -> StepGraph:
@@ -88,43 +179,44 @@ def compress(args: argparse.Namespace) -> int:
 
     if args.block_size < 1:
         raise UserError(f"--block-size must be at least 1, got {args.block_size}")
-    data = read_input(args.input)
     graph = _graph(args)
-    start = time.perf_counter()
-    result = encode(
-        data,
-        graph,
-        adaptive=not args.neural_only,
-        block_size=args.block_size,
-        progress=progress_bar("compressing", len(data)),
-    )
-    seconds = time.perf_counter() - start
-    write_output(args.output, result.blob)
-    bpb = f"{8 * len(result.blob) / len(data):.3f} bits/byte" if data else "empty input"
     mode = "neural only" if args.neural_only else "adaptive"
-    echo(
-        f"lnrnn compress: {args.input} {len(data):,} -> {len(result.blob):,} bytes ({bpb}, {mode}, "
-        f"{graph.precision}, {result.header.n_blocks} blocks) in {seconds:.1f} s, "
-        f"{_rate(len(data), seconds)}",
-        err=True,
-    )
-    return 0
+
+    def one(source: str, data: bytes) -> tuple[bytes, str]:
+        start = time.perf_counter()
+        result = encode(
+            data,
+            graph,
+            adaptive=not args.neural_only,
+            block_size=args.block_size,
+            progress=progress_bar("compressing", len(data)),
+        )
+        seconds = time.perf_counter() - start
+        bpb = f"{8 * len(result.blob) / len(data):.3f} bits/byte" if data else "empty input"
+        summary = (
+            f"{source} {len(data):,} -> {len(result.blob):,} bytes ({bpb}, {mode}, {graph.precision}, "
+            f"{result.header.n_blocks} blocks) in {seconds:.1f} s, {_rate(len(data), seconds)}"
+        )
+        return result.blob, summary
+
+    return _each(args, "compress", _compressed_name, one)
 
 
 def decompress(args: argparse.Namespace) -> int:
     from lnrnn.codec import decompress as decode
     from lnrnn.codec import unpack
 
-    blob = read_input(args.input)
-    header, _ = unpack(blob)  # a bad file fails here, before the model loads
-    graph = _graph(args, header.precision)
-    start = time.perf_counter()
-    data = decode(blob, graph, progress=progress_bar("decompressing", header.length))
-    seconds = time.perf_counter() - start
-    write_output(args.output, data)
-    echo(
-        f"lnrnn decompress: {args.input} {len(blob):,} -> {len(data):,} bytes in {seconds:.1f} s, "
-        f"{_rate(len(data), seconds)}",
-        err=True,
-    )
-    return 0
+    graphs: dict[str, StepGraph] = {}  # by precision: several archives load the model once
+
+    def one(source: str, blob: bytes) -> tuple[bytes, str]:
+        header, _ = unpack(blob)  # a bad file fails here, before the model loads
+        graph = graphs.get(header.precision) or graphs.setdefault(
+            header.precision, _graph(args, header.precision)
+        )
+        start = time.perf_counter()
+        data = decode(blob, graph, progress=progress_bar("decompressing", header.length))
+        seconds = time.perf_counter() - start
+        what = "OK" if args.test else f"{len(blob):,} -> {len(data):,} bytes"
+        return data, f"{source} {what} in {seconds:.1f} s, {_rate(len(data), seconds)}"
+
+    return _each(args, "decompress", _original_name, one)

@@ -30,13 +30,12 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 def packed(model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
     source = tmp_path / "text.txt"
     source.write_bytes(TEXT)
-    target = tmp_path / "text.lnrz"
-    code, out, err = run(
-        capsys, "compress", str(source), str(target), "--model", str(model_dir), "--block-size", BLOCK
-    )
+    target = tmp_path / "text.txt.lnrz"  # FILE -> FILE.lnrz beside it, FILE kept
+    code, out, err = run(capsys, "compress", str(source), "--model", str(model_dir), "--block-size", BLOCK)
     assert code == 0 and out == ""
     assert err.count("\n") == 1 and f"{len(TEXT):,} -> {target.stat().st_size:,} bytes" in err
     assert "bits/byte" in err and "kB/s" in err
+    assert source.read_bytes() == TEXT
     return target
 
 
@@ -44,7 +43,7 @@ def test_file_round_trip_and_summary(
     packed: Path, model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     restored = tmp_path / "restored.txt"
-    code, out, err = run(capsys, "decompress", str(packed), str(restored), "--model", str(model_dir))
+    code, out, err = run(capsys, "decompress", str(packed), "-o", str(restored), "--model", str(model_dir))
     assert code == 0 and out == "" and err.startswith("lnrnn decompress: ") and err.count("\n") == 1
     assert restored.read_bytes() == TEXT
     assert not list(tmp_path.glob("*.part"))  # the temporary file was renamed
@@ -55,20 +54,18 @@ def test_pipes_in_a_subprocess(model_dir: Path) -> None:
     data = bytes(range(256)) * 3 + b"\x00\xff"
     base = [sys.executable, "-m", "lnrnn"]
     model = ["--model", str(model_dir), "--block-size", BLOCK]
-    packed = subprocess.run(
-        [*base, "compress", "-", "-", *model], input=data, capture_output=True, timeout=120
-    )
+    packed = subprocess.run([*base, "compress", *model], input=data, capture_output=True, timeout=120)
     assert packed.returncode == 0, packed.stderr
     assert packed.stdout[:4] == b"LNRZ"
     restored = subprocess.run(
-        [*base, "decompress", "-", "-", "--model", str(model_dir)],
+        [*base, "decompress", "-", "--model", str(model_dir)],
         input=packed.stdout,
         capture_output=True,
         timeout=120,
     )
     assert restored.returncode == 0 and restored.stdout == data
     bad = subprocess.run(
-        [*base, "decompress", "-", "-", "--model", str(model_dir)],
+        [*base, "decompress", "--model", str(model_dir)],
         input=packed.stdout[:-5],
         capture_output=True,
         timeout=120,
@@ -102,7 +99,7 @@ def test_bad_container_is_one_line_exit_2_and_no_output(
     path = tmp_path / "bad.lnrz"
     path.write_bytes(bad)
     target = tmp_path / "never.txt"
-    code, out, err = run(capsys, "decompress", str(path), str(target), "--model", str(model_dir))
+    code, out, err = run(capsys, "decompress", str(path), "-o", str(target), "--model", str(model_dir))
     assert code == 2 and out == ""
     assert err.startswith("lnrnn decompress: error: ") and err.count("\n") == 1, err
     assert not target.exists() and not list(tmp_path.glob("*.part"))
@@ -124,19 +121,19 @@ def test_wrong_model_fails_before_decoding(
     packed: Path, other_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     target = tmp_path / "never.txt"
-    code, _, err = run(capsys, "decompress", str(packed), str(target), "--model", str(other_model_dir))
+    code, _, err = run(capsys, "decompress", str(packed), "-o", str(target), "--model", str(other_model_dir))
     assert code == 2 and "compressed with another model" in err and err.count("\n") == 1
     assert not target.exists()
 
 
 def test_bad_arguments(model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(capsys, "compress", str(tmp_path / "missing"), "-", "--model", str(model_dir))
+    code, _, err = run(capsys, "compress", str(tmp_path / "missing"), "-c", "--model", str(model_dir))
     assert code == 2 and "cannot read" in err
     src = tmp_path / "a.txt"
     src.write_bytes(b"abc")
-    code, _, err = run(capsys, "compress", str(src), "-", "--model", str(model_dir), "--block-size", "0")
+    code, _, err = run(capsys, "compress", str(src), "-c", "--model", str(model_dir), "--block-size", "0")
     assert code == 2 and "--block-size" in err
-    code, _, err = run(capsys, "compress", str(src), "-", "--model", str(tmp_path / "nomodel"))
+    code, _, err = run(capsys, "compress", str(src), "-c", "--model", str(tmp_path / "nomodel"))
     assert code == 2 and "does not exist" in err and err.count("\n") == 1
 
 
@@ -160,3 +157,40 @@ def test_adaptive_score_is_the_payload(
     assert -header.n_blocks <= payload - math.ceil(bits / 8) <= overhead_bound(header.n_blocks)
     code, out, _ = run(capsys, "score", str(source), "--model", str(model_dir), "--adaptive")
     assert code == 0 and "lnrnn adaptive" in out and "gzip -9" in out
+
+
+def test_gzip_conventions(
+    packed: Path, model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No overwrite without -f, FILE.lnrz -> FILE, -t writes nothing, -c, several files in one call (a bad
+    one is one line and exit 2 while the others are still done), and names that cannot be mapped."""
+    model = ["--model", str(model_dir)]
+    source = tmp_path / "text.txt"
+    code, _, err = run(capsys, "compress", str(source), *model)
+    assert code == 2 and "already exists; use -f" in err and err.count("\n") == 1
+    assert run(capsys, "compress", str(source), "-f", "-q", *model, "--block-size", BLOCK)[:3] == (0, "", "")
+
+    source.unlink()  # decompress recreates it from text.txt.lnrz, keeping the archive
+    code, out, err = run(capsys, "decompress", str(packed), *model)
+    assert code == 0 and out == "" and source.read_bytes() == TEXT and packed.exists()
+    code, _, err = run(capsys, "decompress", str(packed), *model)
+    assert code == 2 and "already exists" in err
+
+    code, out, err = run(capsys, "decompress", "-t", str(packed), *model)
+    assert code == 0 and out == "" and "OK" in err and not list(tmp_path.glob("*.part"))
+    code, out, _ = run(capsys, "decompress", "-c", str(packed), *model)
+    assert code == 0 and out == TEXT.decode()
+
+    other = tmp_path / "other.txt"
+    other.write_bytes(b"another file")
+    missing = tmp_path / "missing.txt"
+    code, _, err = run(capsys, "compress", str(other), str(missing), *model)
+    assert code == 2 and err.count("lnrnn compress: error: cannot read") == 1
+    assert (tmp_path / "other.txt.lnrz").exists()  # done although the next file failed
+
+    code, _, err = run(capsys, "decompress", str(source), *model)
+    assert code == 2 and "does not end in .lnrz" in err
+    code, _, err = run(capsys, "compress", str(packed), *model)
+    assert code == 2 and "already ends in .lnrz" in err
+    code, _, err = run(capsys, "compress", "-c", str(source), str(other), *model)
+    assert code == 2 and "-c takes one input" in err
