@@ -1,4 +1,4 @@
-# lnrnn serving image: FastAPI + ONNX Runtime + the bundled model in models/default. No torch.
+# lnrnn serving image: FastAPI + ONNX Runtime + the bundled model (package data). No torch.
 #
 #   CPU (default target):
 #     docker build -t lnrnn-serve .
@@ -24,6 +24,7 @@ COPY lnrnn ./lnrnn
 COPY train ./train
 COPY export ./export
 COPY serve ./serve
+COPY models ./models
 RUN /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check ".[serve,cpu]"
 
 # --- GPU: the same install on the CUDA runtime base (its own Python, so its own venv) -------------
@@ -40,6 +41,7 @@ COPY lnrnn ./lnrnn
 COPY train ./train
 COPY export ./export
 COPY serve ./serve
+COPY models ./models
 RUN /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check ".[serve,gpu]"
 
 FROM ${CUDA_IMAGE} AS gpu
@@ -49,8 +51,8 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --no-create-home lnrnn
 COPY --from=gpu-builder /opt/venv /opt/venv
-COPY models/default /app/models/default
-ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 LNRNN_MODEL_DIR=/app/models/default LNRNN_DEVICE=cuda
+# the default model is package data in the venv (lnrnn.models); mount another and set LNRNN_MODEL_DIR
+ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 LNRNN_DEVICE=cuda
 WORKDIR /app
 USER 10001
 EXPOSE 8000
@@ -62,8 +64,8 @@ CMD ["lnrnn", "serve", "--host", "0.0.0.0", "--port", "8000"]
 FROM ${PYTHON_IMAGE} AS cpu
 RUN useradd --system --uid 10001 --no-create-home lnrnn
 COPY --from=builder /opt/venv /opt/venv
-COPY models/default /app/models/default
-ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 LNRNN_MODEL_DIR=/app/models/default LNRNN_DEVICE=cpu
+# the default model is package data in the venv (lnrnn.models); mount another and set LNRNN_MODEL_DIR
+ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 LNRNN_DEVICE=cpu
 WORKDIR /app
 USER 10001
 EXPOSE 8000

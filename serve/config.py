@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 from typing import Literal
 
@@ -12,7 +13,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["auto", "fp32", "int8"]
-DEFAULT_MODEL_DIR = Path("models/default")
+
+
+def shipped_model(name: str = "default") -> Path:
+    """A model that ships with the package: ``models/<name>/`` in the repository, package data in the wheel,
+    so the commands find it from any directory."""
+    return Path(str(resources.files("lnrnn.models"))) / name
+
+
+DEFAULT_MODEL_DIR = shipped_model()
 
 
 class Settings(BaseSettings):

@@ -37,7 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Start the HTTP API (docs at /docs). Also configurable by LNRNN_* environment variables.",
     )
     p.add_argument(
-        "model_dir", nargs="?", help="model directory (default: $LNRNN_MODEL_DIR or models/default)"
+        "model_dir",
+        nargs="?",
+        help="model directory (default: $LNRNN_MODEL_DIR, else the shipped models/default)",
     )
     p.add_argument("--host", help="bind address (default 127.0.0.1; use 0.0.0.0 to listen on all interfaces)")
     p.add_argument("--port", type=int, help="port (default 8000)")
@@ -72,7 +74,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     def with_model(name: str, **kw: Any) -> argparse.ArgumentParser:
         parser = sub.add_parser(name, parents=[model], **kw)
         parser.add_argument(
-            "--model", dest="model_dir", help="model directory (default: $LNRNN_MODEL_DIR or models/default)"
+            "--model",
+            dest="model_dir",
+            help="model directory (default: $LNRNN_MODEL_DIR, else the shipped models/default)",
         )
         return parser
 

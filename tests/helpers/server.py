@@ -46,10 +46,12 @@ def wait_live(url: str, proc: subprocess.Popen, timeout: float = 40.0) -> None: 
 
 @contextlib.contextmanager
 def server(
-    argv: list[str], port: int, env: dict[str, str] | None = None
+    argv: list[str], port: int, env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> Iterator[tuple[str, subprocess.Popen]]:  # type: ignore[type-arg]
     """A real server process; yields (base URL, Popen) and stops it (SIGTERM, then SIGKILL) at the end."""
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         wait_live(url, proc)
