@@ -23,7 +23,7 @@ import torch
 
 from lnrnn.contract import BOS_ID
 from lnrnn.export.api import export_model
-from lnrnn.export.verify import default_verify_data
+from lnrnn.export.verify.checks import default_verify_data
 from lnrnn.train.model import ByteLM, ModelConfig
 
 

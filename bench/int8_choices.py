@@ -8,10 +8,10 @@ Variants, all built here from models/default/sequence.onnx into a temporary dire
 * MatMulNBits 8-bit, block 32 and 128: Gather tables weight-only, MatMul weights with one scale per block;
   accuracy level 4 quantizes the activations to int8 inside the kernel, per row and block.
 * calibrated: the dynamic graph with every activation scale fixed from a calibration run over
-  export/verify_sample.txt (``QuantizeLinear`` with constant scale and zero point). Built here: the export
-  does not ship it.
-* row-wise: ``lnrnn.export.quantize.quantize_file``, what ``lnrnn export --quantize int8`` writes and the
-  server loads: one activation scale per row (stream and time step).
+  export/verify/verify_sample.txt (``QuantizeLinear`` with constant scale and zero point). Built here: the
+  export does not ship it.
+* row-wise: ``lnrnn.export.quantize.scheme.quantize_file``, what ``lnrnn export --quantize int8`` writes and
+  the server loads: one activation scale per row (stream and time step).
 
 Per variant: BPC on held-out Tiny Shakespeare, the largest per-byte log-prob difference between scoring in
 chunks of 512 and chunks of 7 (does a text's score depend on how it is cut?), and between 8 texts scored as
@@ -35,12 +35,12 @@ from onnx import AttributeProto, GraphProto, NodeProto, TensorProto, helper, num
 
 from bench.common import REPO, repeat
 from lnrnn.contract import SEQUENCE_FILE, SEQUENCE_INPUTS, ArtifactMetadata
-from lnrnn.export import quantize
+from lnrnn.export.quantize import scheme as quantize
 from lnrnn.scorer import Scorer, document_array
 from lnrnn.train.recipes.corpora import VALIDATION_SPLITS
 
 MODEL = REPO / "models" / "default"
-CALIBRATION = REPO / "export" / "verify_sample.txt"
+CALIBRATION = REPO / "export" / "verify" / "verify_sample.txt"
 CHUNK = 512
 DYNAMIC = "DynamicQuantizeLinear"
 SHIPPED = "int8 row-wise"  # the scheme `lnrnn export --quantize int8` writes and the server loads
@@ -274,7 +274,7 @@ def measure(quick: bool, log: Callable[[str], None] = print) -> dict[str, Any]:
         "model": "models/default",
         "graph": SEQUENCE_FILE,
         "text": "Tiny Shakespeare validation split (last 10%), first bytes",
-        "calibration": "export/verify_sample.txt, chunks of 512, state carried",
+        "calibration": "export/verify/verify_sample.txt, chunks of 512, state carried",
         "plan": asdict(plan) | {"batch_rows": BATCH_ROWS},
         "ort_threads": 1,
         "shipped": SHIPPED,

@@ -22,9 +22,9 @@ import torch
 
 from bench.common import repeat
 from lnrnn.contract import BOS_ID, SEQUENCE_FILE, SEQUENCE_INT8_FILE, STEP_FILE
-from lnrnn.export import quantize as q
 from lnrnn.export.api import export_model
 from lnrnn.export.errors import VerificationError
+from lnrnn.export.quantize import scheme as q
 from lnrnn.train.model import ByteLM, ModelConfig
 
 EAGER = "pytorch-eager"

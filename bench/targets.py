@@ -103,9 +103,9 @@ def speed_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         why = (
             f"int8 reads {cost['weight_bytes_per_step'] / 1e6:.1f} MB/step instead of "
             f"{4 * cost['weight_bytes_per_step'] / 1e6:.1f} MB, but every step quantizes the state row by "
-            "row (Abs, ReduceMax, Div, Round, Clip, Cast: export/rowwise.py) and rescales each MatMul's "
-            "output, and the fp32 weights already sit in the 32 MiB L3 cache, so the 4x fewer bytes do not "
-            "turn into 4x less time."
+            "row (Abs, ReduceMax, Div, Round, Clip, Cast: export/quantize/rowwise.py) and rescales each "
+            "MatMul's output, and the fp32 weights already sit in the 32 MiB L3 cache, so the 4x fewer bytes "
+            "do not turn into 4x less time."
         )
         out.append(
             _target(

@@ -19,15 +19,15 @@ from lnrnn.contract import (
     ArtifactMetadata,
 )
 from lnrnn.errors import UserError
-from lnrnn.export import quantize as q
 from lnrnn.export.errors import ExportCheckError, VerificationError
-from lnrnn.export.int8 import quantize_dir
-from lnrnn.export.onnx_export import EXPORTER, set_metadata
+from lnrnn.export.graphs.onnx_export import EXPORTER, set_metadata
+from lnrnn.export.graphs.sequence_fast import build_fast
+from lnrnn.export.graphs.sequence_generic import build_generic
+from lnrnn.export.graphs.step import build_step
+from lnrnn.export.quantize import scheme as q
+from lnrnn.export.quantize.directory import quantize_dir
 from lnrnn.export.report import ExportReport
-from lnrnn.export.sequence_fast import build_fast
-from lnrnn.export.sequence_generic import build_generic
-from lnrnn.export.step_graph import build_step
-from lnrnn.export.verify import default_verify_data, verify_export
+from lnrnn.export.verify.checks import default_verify_data, verify_export
 from lnrnn.train.model import ByteLM
 
 SEQUENCE_KINDS = ("fast", "generic")

@@ -127,8 +127,8 @@ def run_export(args: argparse.Namespace) -> int:
 
 def run_quantize(args: argparse.Namespace) -> int:
     from lnrnn.contract import SEQUENCE_FILE, STEP_FILE
-    from lnrnn.export.int8 import update_report
-    from lnrnn.export.verify import default_verify_data
+    from lnrnn.export.quantize.directory import update_report
+    from lnrnn.export.verify.checks import default_verify_data
 
     for name in (STEP_FILE, SEQUENCE_FILE):
         if not (args.model / name).is_file():

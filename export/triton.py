@@ -38,7 +38,7 @@ from lnrnn.contract import (
     ArtifactMetadata,
 )
 from lnrnn.errors import UserError
-from lnrnn.export.onnx_export import get_metadata, set_metadata
+from lnrnn.export.graphs.onnx_export import get_metadata, set_metadata
 
 CONFIG_FILE = "config.pbtxt"
 MODEL_FILE = "model.onnx"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from lnrnn.cli import main
-from lnrnn.export import verify
+from lnrnn.export.verify import checks as verify
 from lnrnn.train.checkpoint import save_model
 from tests.helpers import tiny_model
 

@@ -11,8 +11,8 @@ import pytest
 
 from lnrnn import __version__
 from lnrnn.contract import ArtifactMetadata
-from lnrnn.export import runtime
 from lnrnn.export.api import artifact_metadata, export_model
+from lnrnn.export.verify import runtime
 from lnrnn.train.evaluate import evaluate_bpc
 from lnrnn.train.model import ByteLM
 from tests.helpers import score_bpc, score_nats, tiny_model

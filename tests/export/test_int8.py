@@ -10,8 +10,10 @@ import onnxruntime as ort
 import pytest
 
 from lnrnn.contract import ArtifactMetadata
-from lnrnn.export import quantize, rowwise, runtime
 from lnrnn.export.api import count_ops, export_model
+from lnrnn.export.quantize import rowwise
+from lnrnn.export.quantize import scheme as quantize
+from lnrnn.export.verify import runtime
 from lnrnn.scorer import Scorer
 from tests.helpers import tiny_model
 

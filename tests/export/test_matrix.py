@@ -8,7 +8,7 @@ import onnx
 import pytest
 
 from lnrnn.export.api import export_model
-from lnrnn.export.quantize import op_counts
+from lnrnn.export.quantize.scheme import op_counts
 from tests.helpers import tiny_model, verify_text_for
 
 LN_PER_LAYER = {"gru": 4, "mgu": 4, "lstm": 3}  # Ba et al.: x and h paths ([r;z] and n for GRU/MGU), LSTM + c

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lnrnn.export import reference, runtime
 from lnrnn.export.api import export_model
+from lnrnn.export.verify import reference, runtime
 from tests.helpers import tiny_model
 
 

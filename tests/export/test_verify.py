@@ -8,10 +8,10 @@ import onnx
 import pytest
 import torch
 
-from lnrnn.export import verify
 from lnrnn.export.api import export_model
 from lnrnn.export.errors import OutputNameError, ToleranceError, VerificationError
-from lnrnn.export.verify import verify_export
+from lnrnn.export.verify import checks as verify
+from lnrnn.export.verify.checks import verify_export
 from tests.helpers import tiny_model
 
 

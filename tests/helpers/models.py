@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from lnrnn.export.api import export_model
-from lnrnn.export.verify import default_verify_data
+from lnrnn.export.verify.checks import default_verify_data
 from lnrnn.train.model import ByteLM, ModelConfig
 
 VERIFY_DATA = "verify: héllo wörld, 日本語 ok ".encode() * 3

@@ -22,7 +22,7 @@ from pathlib import Path
 import onnx
 
 from lnrnn.contract import INT8_MAX_BPC_DELTA
-from lnrnn.export import rowwise
+from lnrnn.export.quantize import rowwise
 
 QUANT_OPS = ["MatMul", "Gemm", "Gather"]
 FP32_MATMUL_OPS = ("MatMul", "Gemm")

@@ -6,8 +6,8 @@ import onnx
 import torch
 
 from lnrnn.contract import STEP_GRAPH
-from lnrnn.export.onnx_export import export_module
-from lnrnn.export.wrappers import ModelStep
+from lnrnn.export.graphs.onnx_export import export_module
+from lnrnn.export.graphs.wrappers import ModelStep
 from lnrnn.train.model import ByteLM
 
 TRACE_BATCH = 2  # traced at B=2; verify runs B=3 so a specialised batch fails loudly

@@ -19,13 +19,20 @@ from lnrnn.contract import (
     STEP_OUTPUTS,
     VOCAB_SIZE,
 )
-from lnrnn.export.splice import body_graph, contract_value_info, io_names, splice, value_info, with_name
+from lnrnn.export.graphs.splice import (
+    body_graph,
+    contract_value_info,
+    io_names,
+    splice,
+    value_info,
+    with_name,
+)
 
 INT64_MAX = np.iinfo(np.int64).max
 
 
 def build_generic(step: onnx.ModelProto) -> onnx.ModelProto:
-    """Wrap ``step.onnx`` (see :func:`lnrnn.export.step_graph.build_step`) into a whole-sequence graph."""
+    """Wrap ``step.onnx`` (see :func:`lnrnn.export.graphs.step.build_step`) into a whole-sequence graph."""
     if tuple(io_names(step)[0]) != STEP_INPUTS or tuple(io_names(step)[1]) != STEP_OUTPUTS:
         raise ValueError(f"step graph must have inputs {STEP_INPUTS} and outputs {STEP_OUTPUTS}")
     tokens, state = SEQUENCE_INPUTS

@@ -25,11 +25,11 @@ from lnrnn.contract import (
     STEP_INT8_FILE,
     ArtifactMetadata,
 )
-from lnrnn.export import quantize as q
-from lnrnn.export import runtime
-from lnrnn.export.onnx_export import get_metadata, set_metadata
+from lnrnn.export.graphs.onnx_export import get_metadata, set_metadata
+from lnrnn.export.quantize import scheme as q
 from lnrnn.export.report import REPORT_FILE
-from lnrnn.export.verify import Check, Verification, check_graph
+from lnrnn.export.verify import runtime
+from lnrnn.export.verify.checks import Check, Verification, check_graph
 
 
 def read_metadata(path: Path) -> ArtifactMetadata:

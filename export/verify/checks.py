@@ -29,7 +29,6 @@ from lnrnn.contract import (
     GraphSpec,
     tensor_problems,
 )
-from lnrnn.export import reference, runtime
 from lnrnn.export.errors import (
     CheckerError,
     ExportCheckError,
@@ -38,6 +37,7 @@ from lnrnn.export.errors import (
     ShapeError,
     ToleranceError,
 )
+from lnrnn.export.verify import reference, runtime
 from lnrnn.train.model import ByteLM
 
 ATOL_LOGPROB = 1e-4  # max |Δ log-prob| ONNX vs PyTorch (measured: GRU < 5e-5; LSTM only at T <= 50)
@@ -49,7 +49,7 @@ ORT_ERRORS = (ort_state.Fail, ort_state.InvalidArgument, ort_state.RuntimeExcept
 
 
 def default_verify_data() -> bytes:
-    return resources.files("lnrnn.export").joinpath("verify_sample.txt").read_bytes()
+    return resources.files("lnrnn.export.verify").joinpath("verify_sample.txt").read_bytes()
 
 
 @dataclass

@@ -6,7 +6,7 @@
   the next token) run as batched ops over all T.
 * Each layer's ``Scan`` body is the exported ``cell.step`` (+ ``cell.output``).
 
-Every piece is a ``torch.onnx.export`` of a wrapper from :mod:`lnrnn.export.wrappers`, spliced in here.
+Every piece is a ``torch.onnx.export`` of a wrapper from :mod:`lnrnn.export.graphs.wrappers`, spliced in here.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import torch
 from onnx import helper, numpy_helper
 
 from lnrnn.contract import SEQUENCE_GRAPH, SEQUENCE_INPUTS, SEQUENCE_OUTPUTS
-from lnrnn.export.onnx_export import OPSET, export_module
-from lnrnn.export.splice import Spliced, body_graph, contract_value_info, splice
-from lnrnn.export.wrappers import CellStep, InputPath, SequenceHead
+from lnrnn.export.graphs.onnx_export import OPSET, export_module
+from lnrnn.export.graphs.splice import Spliced, body_graph, contract_value_info, splice
+from lnrnn.export.graphs.wrappers import CellStep, InputPath, SequenceHead
 from lnrnn.train.model import ByteLM
 
 TRACE_BATCH, TRACE_TIME = 2, 5  # verify runs other shapes, so a specialised axis fails loudly

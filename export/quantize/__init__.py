@@ -1,0 +1,1 @@
+"""int8: the quantization scheme, its row-wise activations, and quantizing an exported model directory."""
