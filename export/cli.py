@@ -91,6 +91,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     triton.set_defaults(handler=run_export_triton)
 
+    mobile = sub.add_parser(
+        "export-mobile",
+        help="write the ORT-format graphs and operator config that ONNX Runtime's mobile packages load",
+        description=(
+            "Convert a model directory's graphs to ORT format (.ort) with onnxruntime's converter, plus "
+            "required_operators_and_types.config for a reduced build and mobile_report.json (bytes, "
+            "operators, opsets). Exits 2 on bad input."
+        ),
+    )
+    mobile.add_argument(
+        "model", metavar="MODEL_DIR", type=Path, help="model directory written by `lnrnn export`"
+    )
+    mobile.add_argument("--out", metavar="DIR", type=Path, required=True, help="output directory")
+    mobile.add_argument(
+        "--precision",
+        choices=("int8", "fp32", "all"),
+        default="all",
+        help="which graphs (default all that exist: int8 is 4x smaller, fp32 for GPUs/NNAPI)",
+    )
+    mobile.add_argument(
+        "--target-platform",
+        choices=("arm", "amd64"),
+        default="arm",
+        help="instruction set the graphs are optimised for (default arm: phones)",
+    )
+    mobile.set_defaults(handler=run_export_mobile)
+
 
 def run_export(args: argparse.Namespace) -> int:
     from lnrnn.export.api import export_run
@@ -154,4 +181,13 @@ def run_export_triton(args: argparse.Namespace) -> int:
     for path, size in repo.files.items():
         print(f"  {path}  {size:,} bytes")
     print(f"serve it (not runnable here: no Triton engine) with:\n  {run_command(repo.root)}")
+    return 0
+
+
+def run_export_mobile(args: argparse.Namespace) -> int:
+    from lnrnn.export.mobile import export_mobile
+
+    precisions = ("int8", "fp32") if args.precision == "all" else (args.precision,)
+    report = export_mobile(args.model, args.out, precisions=precisions, target_platform=args.target_platform)
+    print("\n".join(report.lines()))
     return 0
