@@ -71,6 +71,19 @@ serve:  ## serving-only venv (.venv-serve, no torch), then serve $(MODEL) on htt
 	$(SERVE_VENV)/bin/pip install -q --disable-pip-version-check -e '.[serve,cpu]'
 	$(SERVE_VENV)/bin/lnrnn serve $(MODEL)
 
+# the broad mix for a default model that knows more than English prose: pinned Debian packages are
+# downloaded and extracted, never installed, and npm packages go to a folder of their own (docs/broad-mix.md)
+BROAD_SRC ?= runs/broad-src
+BROAD_DATA ?= runs/broad-data
+DRIFT = $(if $(ALLOW_DRIFT),--allow-drift)
+
+.PHONY: default-data
+default-data: install  ## fetch the pinned Debian/npm packages and build the broad mix in runs/broad-data (ALLOW_DRIFT=1: other versions)
+	@if [ "$$(id -u)" = 0 ]; then apt-get update -q; else echo "not root: apt-get download uses the current package lists"; fi
+	@command -v npm >/dev/null || apt-get install -y -q npm
+	$(BIN)/python -m lnrnn.train.recipes.broad_fetch --into $(BROAD_SRC) $(DRIFT)
+	$(BIN)/python -m lnrnn.train.recipes.broad_mix --src $(BROAD_SRC) --data $(SHARED_DATA) --out $(BROAD_DATA) $(DRIFT)
+
 # stage 2 of the default model: more weight on the splits furthest from the model card's bzip2 target
 # (at least 25% fewer bits than bzip2 -9 on every validation split)
 FINETUNE_REPEATS = tinyshakespeare=3,ptb-char-valid=2,wikitext2-test=4,lcet10=3
