@@ -358,6 +358,8 @@ def batching(res: dict[str, Any]) -> list[str]:
             f"{m['predict_1_client_p50_ms']:.1f}",
             f"{m['predict_32_req_per_s']:.1f}",
             f"{m['predict_32_p50_ms']:.0f} / {m['predict_32_p99_ms']:.0f}",
+            f"{m['predict_32_server_cpu_ms']:.1f}",
+            f"{m['predict_32_server_cores_busy']:.2f} ({m['predict_32_client_cores_busy']:.2f})",
             f"{m['score_32_bytes_per_s'] / 1e3:.1f}",
             m["errors"],
         ]
@@ -369,7 +371,9 @@ def batching(res: dict[str, Any]) -> list[str]:
         f"Model: {b['model']}, default precision. The same server with its defaults (batched: up to 32 "
         "streams per call) and with `LNRNN_BATCH_STREAMS=1` (each request runs its own calls, 4 at once), "
         f"alternated {b['rounds']} times in this run; medians. The load generator runs as its own process "
-        f"on the same 2 cores. Load average (1 min) before each server: {loads}.",
+        f"on the same 2 cores. Server CPU is the server process's user + system time (/proc/PID/stat) over "
+        f"the 32-client predict run; cores busy = that CPU time / wall time, the load client's in brackets. "
+        f"Load average (1 min) before each server: {loads}.",
         "",
         *table(
             [
@@ -377,6 +381,8 @@ def batching(res: dict[str, Any]) -> list[str]:
                 "1 client p50 ms",
                 "32 clients predict/s",
                 "p50 / p99 ms",
+                "server CPU ms / request",
+                "server cores busy (client)",
                 "32 x 10 kB kB/s",
                 "errors",
             ],
@@ -384,7 +390,8 @@ def batching(res: dict[str, Any]) -> list[str]:
         ),
         "",
         f"Ratios, batched / unbatched: predict at 32 clients **{ra['predict_32_req_per_s']:.2f}x**, "
-        f"10 kB scores at 32 clients **{ra['score_32_bytes_per_s']:.2f}x**, 1-client p50 "
+        f"10 kB scores at 32 clients **{ra['score_32_bytes_per_s']:.2f}x**, server CPU per predict "
+        f"request **{ra['predict_32_cpu_per_request_saving']:.2f}x** less, 1-client p50 "
         f"{ra['predict_1_client_p50']:.2f}x; batched p99 / p50 at 32 clients "
         f"{ra['batched_p99_over_p50']:.2f}.",
         "",
