@@ -207,7 +207,11 @@ class Batcher:
                 for group in calls:
                     self._run(group, self.slice_tokens)
         else:
-            list(self._pool.map(lambda calls: [self._run(g, self.slice_tokens) for g in calls], plan))
+            list(self._pool.map(self._run_lane, plan))
+
+    def _run_lane(self, calls: list[list[Stream]]) -> None:
+        for group in calls:
+            self._run(group, self.slice_tokens)
 
     def _cost(self, group: list[Stream]) -> int:
         """Work of one call in row-tokens, plus a fixed share for the call itself."""
