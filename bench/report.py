@@ -6,6 +6,7 @@ from typing import Any
 
 from bench import compress
 from bench.common import fmt, mb_and_mib
+from bench.completion import section as completion
 from bench.scoring import LABELS
 
 
@@ -483,6 +484,7 @@ def render(res: dict[str, Any]) -> str:
         ("footprint", footprint),
         ("compression", compression),
         ("compress", compress.render),
+        ("completion", completion.render),
         ("training", training),
     ):
         if name not in res:

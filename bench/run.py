@@ -31,6 +31,7 @@ from bench import (
     typing_latency,
 )
 from bench.common import REPO, machine
+from bench.completion import section as completion
 from bench.cost import roofline_row
 from lnrnn.train.recipes import compression
 from lnrnn.train.recipes.corpora import VALIDATION_SPLITS
@@ -73,6 +74,7 @@ def sections(quick: bool, tmp: Path) -> list[tuple[str, Callable[[], dict[str, A
         ("int8_choices", lambda: int8_choices.measure(quick)),
         ("typing", lambda: typing_latency.measure(text, quick)),
         ("compress", lambda: compress.measure(quick)),  # tests/codec round-trips and measures it
+        ("completion", lambda: completion.measure(quick)),  # tests/bench/test_ksr.py tests its parts
     ]
     return [
         ("roofline", lambda: roofline.measure(quick)),

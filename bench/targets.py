@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench.common import MB_PER_MIB, mb_and_mib
+from bench.completion import section as completion
 from bench.cost import per_byte
 
 
@@ -434,4 +435,5 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
         + typing_targets(results)
         + batching_targets(results)
         + compress_targets(results)
+        + completion.targets(results)
     )

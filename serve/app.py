@@ -20,6 +20,7 @@ from lnrnn.serve.http.middleware import GuardMiddleware
 from lnrnn.serve.http.security import ApiKeyMiddleware, add_cors, bearer_scheme
 from lnrnn.serve.metrics import Metrics
 from lnrnn.serve.page import route as page
+from lnrnn.serve.v1 import complete as complete_routes
 from lnrnn.serve.v1 import compress as compress_routes
 from lnrnn.serve.v1 import routes, surprisal
 from lnrnn.serve.v1 import sessions as session_routes
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(session_routes.router, dependencies=protected)
     app.include_router(compress_routes.router, dependencies=protected)
     app.include_router(surprisal.router, dependencies=protected)
+    app.include_router(complete_routes.router, dependencies=protected)
     app.include_router(v2_routes.health_router)
     app.include_router(v2_routes.router, dependencies=protected)
     app.include_router(page.router, dependencies=[Depends(bearer_scheme)] if key else [])

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lnrnn.errors import UserError
+from lnrnn.serve.cli import complete as complete_cli
 from lnrnn.serve.cli import compress as compress_cli
 from lnrnn.serve.cli.streams import echo, progress_bar, read_input
 
@@ -107,6 +108,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=generate)
 
     compress_cli.register(with_model)
+    complete_cli.register(with_model, lambda args: _load(_settings(args)))
 
 
 def _settings(args: argparse.Namespace, *names: str) -> Settings:

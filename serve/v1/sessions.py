@@ -17,6 +17,7 @@ from lnrnn.serve.engine.sessions import Session
 from lnrnn.serve.http.deps import GateDep, MetricsDep, RuntimeDep, SettingsDep, StoreDep, require_json
 from lnrnn.serve.http.limits import encode_text
 from lnrnn.serve.http.schemas import ERRORS, ErrorResponse
+from lnrnn.serve.v1.complete import CompleteOptions, CompleteResponse, search_from
 from lnrnn.serve.v1.routes import candidates_response
 from lnrnn.serve.v1.schemas import (
     PredictResponse,
@@ -105,6 +106,23 @@ async def append(
         other=found.other,
         expires_in_s=store.expires_in(session),
     )
+
+
+@router.post(
+    "/{session_id}/complete",
+    response_model=CompleteResponse,
+    summary="most likely completions of a session's text (the session is not changed)",
+    description="As POST /v1/complete on the session's text, from its held state: the text is not fed "
+    "again, and completing changes neither the state nor the totals. It waits for a running append.",
+)
+async def complete(
+    session_id: str, req: CompleteOptions, runtime: RuntimeDep, gate: GateDep, store: StoreDep
+) -> CompleteResponse:
+    session = store.get(session_id)
+    async with session.lock:  # sees every append sent before it
+        store.get(session_id)  # still there, and marked used
+        last, state = session.last, session.state
+        return await gate.run(lambda: search_from(runtime, last, state, req))
 
 
 @router.get("/{session_id}", response_model=SessionInfo, summary="a session's totals and age")
