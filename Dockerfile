@@ -15,6 +15,14 @@
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 ARG CUDA_IMAGE=nvidia/cuda:13.0.0-cudnn-runtime-ubuntu24.04
 
+# --- the page's device mode: ONNX Runtime Web (pinned by package-lock.json), served by the app itself ------
+# npm ci's postinstall (serve/page/runtime.mjs) keeps only the two files the page loads, precompressed.
+FROM node:20-slim AS web
+WORKDIR /web
+COPY package.json package-lock.json ./
+COPY serve/page/runtime.mjs ./serve/page/runtime.mjs
+RUN npm ci --no-audit --no-fund && rm -rf /root/.npm
+
 # --- CPU: build the venv ------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS builder
 WORKDIR /src
@@ -51,8 +59,9 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --no-create-home lnrnn
 COPY --from=gpu-builder /opt/venv /opt/venv
+COPY --from=web /web/node_modules/.lnrnn-web /opt/lnrnn-web
 # the default model is package data in the venv (lnrnn.models); mount another and set LNRNN_MODEL_DIR
-ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 LNRNN_DEVICE=cuda
+ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 LNRNN_DEVICE=cuda LNRNN_WEB_DIR=/opt/lnrnn-web
 WORKDIR /app
 USER 10001
 EXPOSE 8000
@@ -64,8 +73,9 @@ CMD ["lnrnn", "serve", "--host", "0.0.0.0", "--port", "8000"]
 FROM ${PYTHON_IMAGE} AS cpu
 RUN useradd --system --uid 10001 --no-create-home lnrnn
 COPY --from=builder /opt/venv /opt/venv
+COPY --from=web /web/node_modules/.lnrnn-web /opt/lnrnn-web
 # the default model is package data in the venv (lnrnn.models); mount another and set LNRNN_MODEL_DIR
-ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 LNRNN_DEVICE=cpu
+ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 LNRNN_DEVICE=cpu LNRNN_WEB_DIR=/opt/lnrnn-web
 WORKDIR /app
 USER 10001
 EXPOSE 8000

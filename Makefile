@@ -17,6 +17,17 @@ install:  ## create .venv if missing; torch==2.13.0 (CPU wheel) first, then lnrn
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[train,serve,cpu,dev]'
 	@# the page's browser test drives Debian's chromium (Playwright cannot download a browser here)
 	@command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
+	@$(MAKE) --no-print-directory web
+
+# package-lock.json pins onnxruntime-web; npm ci's postinstall (serve/page/runtime.mjs) lays out the two files
+# the page loads, precompressed, in node_modules/.lnrnn-web. Skipped while that is newer than both.
+WEB_STAMP := node_modules/.lnrnn-web/runtime.json
+
+.PHONY: web
+web:  ## ONNX Runtime Web for the page's device mode (npm ci, when package-lock.json or runtime.mjs changed)
+	@command -v npm >/dev/null || (echo "npm is missing: install node 20 and npm" >&2; exit 1)
+	@if [ ! $(WEB_STAMP) -nt package-lock.json ] || [ ! $(WEB_STAMP) -nt serve/page/runtime.mjs ]; then \
+		npm ci --no-audit --no-fund; fi
 
 .PHONY: lint
 lint: install typecheck  ## ruff check + ruff format --check + hadolint Dockerfile + mypy
@@ -69,6 +80,7 @@ MODEL ?= models/default
 serve:  ## serving-only venv (.venv-serve, no torch), then serve $(MODEL) on http://127.0.0.1:8000 (docs: /docs)
 	@test -x $(SERVE_VENV)/bin/python || $(PYTHON) -m venv $(SERVE_VENV)
 	$(SERVE_VENV)/bin/pip install -q --disable-pip-version-check -e '.[serve,cpu]'
+	@$(MAKE) --no-print-directory web
 	$(SERVE_VENV)/bin/lnrnn serve $(MODEL)
 
 # the broad mix for a default model that knows more than English prose: pinned Debian packages are
@@ -97,7 +109,7 @@ default-model: install  ## retrain + export models/default on the English corpus
 		--repeats $(FINETUNE_REPEATS)
 	$(BIN)/lnrnn train --data runs/default-data-ft --preset mix-finetune --init-from runs/default-model \
 		--bf16 --compile --quiet --out runs/default-model-ft
-	$(BIN)/lnrnn export runs/default-model-ft --out models/default --quantize int8 \
+	$(BIN)/lnrnn export runs/default-model-ft --out models/default --quantize int8,int8w \
 		--verify-data runs/default-data-ft/valid.txt
 	$(BIN)/python -m lnrnn.train.recipes.model_card models/default
 	$(BIN)/lnrnn plot runs/default-model --out models/default/curves.png

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench import compress
+from bench import compress, device
 from bench.common import fmt, mb_and_mib
 from bench.completion import section as completion
 from bench.scoring import LABELS
@@ -485,6 +485,7 @@ def render(res: dict[str, Any]) -> str:
         ("compression", compression),
         ("compress", compress.render),
         ("completion", completion.render),
+        ("device", device.render),
         ("training", training),
     ):
         if name not in res:

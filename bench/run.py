@@ -20,6 +20,7 @@ from typing import Any
 from bench import (
     batching,
     compress,
+    device,
     footprint,
     int8_choices,
     profile_scan,
@@ -75,6 +76,7 @@ def sections(quick: bool, tmp: Path) -> list[tuple[str, Callable[[], dict[str, A
         ("typing", lambda: typing_latency.measure(text, quick)),
         ("compress", lambda: compress.measure(quick)),  # tests/codec round-trips and measures it
         ("completion", lambda: completion.measure(quick)),  # tests/bench/test_ksr.py tests its parts
+        ("device", lambda: device.measure(quick)),  # tests/serve/test_page_device.py drives the same page
     ]
     return [
         ("roofline", lambda: roofline.measure(quick)),

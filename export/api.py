@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +12,10 @@ import onnx
 
 from lnrnn import __version__
 from lnrnn.contract import (
+    PRECISION_FILES,
+    QUANTIZED_PRECISIONS,
     SEQUENCE_FILE,
-    SEQUENCE_INT8_FILE,
     STEP_FILE,
-    STEP_INT8_FILE,
     ArtifactConfig,
     ArtifactMetadata,
 )
@@ -25,13 +26,12 @@ from lnrnn.export.graphs.sequence_fast import build_fast
 from lnrnn.export.graphs.sequence_generic import build_generic
 from lnrnn.export.graphs.step import build_step
 from lnrnn.export.quantize import scheme as q
-from lnrnn.export.quantize.directory import quantize_dir
+from lnrnn.export.quantize.directory import quantize_dir, quantize_kinds
 from lnrnn.export.report import ExportReport
 from lnrnn.export.verify.checks import default_verify_data, verify_export
 from lnrnn.train.model import ByteLM
 
 SEQUENCE_KINDS = ("fast", "generic")
-QUANTIZE_KINDS = ("int8",)
 
 
 def artifact_metadata(
@@ -57,10 +57,11 @@ def export_model(
     sequence: str = "fast",
     valid_bpc: float | None = None,
     train_data: str = "",
-    quantize: str | None = None,
+    quantize: str | Sequence[str] | None = None,
     verify_data: bytes | None = None,
 ) -> ExportReport:
-    """Write ``step.onnx`` and ``sequence.onnx`` (+ int8 files) of ``model`` into ``out_dir``, then verify.
+    """Write ``step.onnx`` and ``sequence.onnx`` (+ the quantized files of each precision in ``quantize``:
+    "int8", "int8w" or both) of ``model`` into ``out_dir``, then verify.
 
     ``verify_data`` defaults to the packaged 10 kB sample. The report is always written to
     ``out_dir/export_report.json``; if any check failed, :class:`VerificationError` is raised afterwards with
@@ -68,8 +69,7 @@ def export_model(
     """
     if sequence not in SEQUENCE_KINDS:
         raise UserError(f"unknown sequence graph {sequence!r}; expected one of {', '.join(SEQUENCE_KINDS)}")
-    if quantize not in (None, *QUANTIZE_KINDS):
-        raise UserError(f"unknown quantization {quantize!r}; expected one of {', '.join(QUANTIZE_KINDS)}")
+    kinds = quantize_kinds(quantize)
     data = default_verify_data() if verify_data is None else bytes(verify_data)
     if not data:
         raise UserError("verify data is empty; it needs at least one byte")
@@ -78,7 +78,7 @@ def export_model(
     was_training = model.training
     model.eval()
     try:
-        report, failures = _export(model, out, sequence, valid_bpc, train_data, quantize, data)
+        report, failures = _export(model, out, sequence, valid_bpc, train_data, kinds, data)
     finally:
         model.train(was_training)
     report.write(out)
@@ -105,7 +105,7 @@ def _export(
     sequence: str,
     valid_bpc: float | None,
     train_data: str,
-    quantize: str | None,
+    quantize: tuple[str, ...],
     data: bytes,
 ) -> tuple[ExportReport, list[ExportCheckError]]:
     report = ExportReport(str(out), model.config.to_dict(), sequence, EXPORTER)
@@ -119,8 +119,9 @@ def _export(
     step_path, seq_path = out / STEP_FILE, out / SEQUENCE_FILE
     onnx.save(step, str(step_path))
     onnx.save(seq, str(seq_path))
-    for stale in (STEP_INT8_FILE, SEQUENCE_INT8_FILE):  # never leave int8 files of an older export
-        (out / stale).unlink(missing_ok=True)
+    for kind in QUANTIZED_PRECISIONS:  # never leave quantized files of an older export
+        for stale in PRECISION_FILES[kind]:
+            (out / stale).unlink(missing_ok=True)
     report.timings_s |= {"export_step": t1 - t0, "export_sequence": t2 - t1}
     report.layer_norm_nodes = {
         STEP_FILE: count_ops(step, "LayerNormalization"),
@@ -130,11 +131,12 @@ def _export(
     v = verify_export(model, step_path, seq_path, data)
     report.timings_s["verify"] = v.seconds
     report.max_abs_diff, report.bpc = v.max_abs_diff, v.bpc
-    if quantize == "int8" and not v.failures:
-        report.int8, int8_checks = quantize_dir(out, data, float(v.bpc["onnx"]))
-        report.timings_s["quantize"] = report.int8.pop("seconds")
-        v.checks.extend(int8_checks.checks)
-        v.failures.extend(int8_checks.failures)
+    for kind in quantize if not v.failures else ():
+        section, checks = quantize_dir(out, data, float(v.bpc["onnx"]), precision=kind)
+        report.timings_s["quantize" if kind == "int8" else f"quantize_{kind}"] = section.pop("seconds")
+        setattr(report, kind, section)
+        v.checks.extend(checks.checks)
+        v.failures.extend(checks.failures)
     report.files = {p.name: p.stat().st_size for p in sorted(out.glob("*.onnx"))}
     report.checks = [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in v.checks]
     report.failures = [f"{type(f).__name__}: {f}" for f in v.failures]

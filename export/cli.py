@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from lnrnn.contract import QUANTIZED_PRECISIONS
 from lnrnn.errors import UserError
 
 
@@ -15,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "export",
         help="export a checkpoint to step.onnx + sequence.onnx and verify them against PyTorch",
         description=(
-            "Write DIR/step.onnx and DIR/sequence.onnx (plus int8 copies with --quantize int8) with the "
+            "Write DIR/step.onnx and DIR/sequence.onnx (plus int8 / int8w copies with --quantize) with the "
             "lnrnn metadata, verify them against the PyTorch model (names, parity, BPC) and write "
             "DIR/export_report.json. Exits 1 if a check fails, 2 on bad input."
         ),
@@ -30,9 +31,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--quantize",
-        choices=("int8",),
+        metavar="KINDS",
+        type=_quantize_kinds,
         default=None,
-        help="also write int8 graphs (int8 weights, activations quantized row by row)",
+        help="also write quantized graphs, comma-separated: int8 (int8 weights, activations quantized row "
+        "by row) and/or int8w (weight-only int8, fp32 arithmetic: the page's device mode), e.g. int8,int8w",
     )
     parser.add_argument(
         "--verify-data",
@@ -45,12 +48,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     quant = sub.add_parser(
         "quantize",
-        help="(re)write the int8 graphs of an exported model directory",
+        help="(re)write the int8 (or int8w) graphs of an exported model directory",
         description=(
-            "Write DIR/step.int8.onnx and DIR/sequence.int8.onnx from the fp32 graphs in DIR, measure "
-            "BPC(int8) - BPC(fp32) on --data and keep them only within the export's bound; updates the "
-            "int8 part of DIR/export_report.json. Needs no checkpoint. Exits 1 if the files were not kept, "
-            "2 on bad input."
+            "Write DIR/step.int8.onnx and DIR/sequence.int8.onnx (--precision int8w: DIR/step.int8w.onnx and "
+            "DIR/sequence.int8w.onnx, weight-only) from the fp32 graphs in DIR, measure BPC(quantized) - "
+            "BPC(fp32) on --data and keep them only within the export's bound; updates that part of "
+            "DIR/export_report.json. Needs no checkpoint. Exits 1 if the files were not kept, 2 on bad input."
         ),
     )
     quant.add_argument("model", metavar="DIR", type=Path, help="model directory written by `lnrnn export`")
@@ -60,6 +63,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=Path,
         default=None,
         help="bytes to measure the BPC delta on (default: the packaged 10 kB Tiny Shakespeare sample)",
+    )
+    quant.add_argument(
+        "--precision",
+        choices=QUANTIZED_PRECISIONS,
+        default="int8",
+        help="int8 (default: int8 weights and activations) or int8w (weight-only int8, fp32 arithmetic)",
     )
     quant.set_defaults(handler=run_quantize)
 
@@ -119,6 +128,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     mobile.set_defaults(handler=run_export_mobile)
 
 
+def _quantize_kinds(text: str) -> str:
+    """``--quantize``: checked when the command line is read, not after the checkpoint has loaded."""
+    from lnrnn.export.quantize.directory import quantize_kinds
+
+    try:
+        return ",".join(quantize_kinds(text))
+    except UserError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+
+
 def run_export(args: argparse.Namespace) -> int:
     from lnrnn.export.api import export_run
     from lnrnn.export.errors import VerificationError
@@ -165,9 +184,9 @@ def run_quantize(args: argparse.Namespace) -> int:
     data = default_verify_data() if args.data is None else args.data.read_bytes()
     if not data:
         raise UserError("--data is empty; it needs at least one byte")
-    section, lines = update_report(args.model, data)
+    section, lines = update_report(args.model, data, args.precision)
     print("\n".join(lines))
-    print(f"int8 ({section['scheme']}): {'kept' if section['kept'] else 'not kept'}")
+    print(f"{args.precision} ({section['scheme']}): {'kept' if section['kept'] else 'not kept'}")
     return 0 if section["kept"] else 1
 
 

@@ -23,6 +23,7 @@ class ExportReport:
     bpc: dict[str, Any] = field(default_factory=dict)  # torch, onnx, abs_diff, n_bytes
     layer_norm_nodes: dict[str, int] = field(default_factory=dict)
     int8: dict[str, Any] | None = None  # bpc, delta, kept, quantized ops per graph
+    int8w: dict[str, Any] | None = None  # the same for the weight-only int8 files
     checks: list[dict[str, Any]] = field(default_factory=list)  # name, ok, detail
     failures: list[str] = field(default_factory=list)
 

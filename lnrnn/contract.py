@@ -17,6 +17,8 @@ A model directory holds:
           ``state_out`` float32 [L, B, S]
 * optionally ``step.int8.onnx`` / ``sequence.int8.onnx`` with the same names, written only when their
   validation BPC is within ``INT8_MAX_BPC_DELTA`` of the fp32 files (recorded as ``lnrnn.int8_bpc_delta``).
+* optionally ``step.int8w.onnx`` / ``sequence.int8w.onnx``: weight-only int8 (int8 weights turned back into
+  fp32 when the file loads, all arithmetic fp32), kept by the same rule and recorded under the same key.
 
 S = H for GRU/MGU and 2H for LSTM (h then c). V = 257: the 256 byte values and BOS = 256.
 A document is scored as [BOS, b0, ..., b(n-1)] from the initial state, so every byte is paid for.
@@ -42,6 +44,15 @@ STEP_FILE = "step.onnx"
 SEQUENCE_FILE = "sequence.onnx"
 STEP_INT8_FILE = "step.int8.onnx"
 SEQUENCE_INT8_FILE = "sequence.int8.onnx"
+STEP_INT8W_FILE = "step.int8w.onnx"
+SEQUENCE_INT8W_FILE = "sequence.int8w.onnx"
+# precision -> (step file, sequence file): which pair of files a precision loads
+PRECISION_FILES = {
+    "fp32": (STEP_FILE, SEQUENCE_FILE),
+    "int8": (STEP_INT8_FILE, SEQUENCE_INT8_FILE),
+    "int8w": (STEP_INT8W_FILE, SEQUENCE_INT8W_FILE),
+}
+QUANTIZED_PRECISIONS = ("int8", "int8w")  # what `lnrnn export --quantize` / `lnrnn quantize` can write
 
 # --- the graphs' inputs and outputs: name, dtype, axes (declared once; exporters and loaders read these) --
 BATCH, TIME, TIME_MINUS_1 = "batch", "time", "time_minus_1"  # dynamic axes
@@ -115,7 +126,7 @@ META_VALID_BPC = "lnrnn.valid_bpc"  # float as text, "" when unknown
 META_TRAIN_DATA = "lnrnn.train_data"  # free text: which data trained it
 META_VERSION = "lnrnn.version"  # lnrnn version that exported it
 META_GRAPH = "lnrnn.graph"  # "step" | "sequence-generic" | "sequence-fast"
-META_INT8_BPC_DELTA = "lnrnn.int8_bpc_delta"  # int8 files only: valid BPC(int8) - BPC(fp32)
+META_INT8_BPC_DELTA = "lnrnn.int8_bpc_delta"  # int8/int8w files only: valid BPC(that file) - BPC(fp32)
 INT8_MAX_BPC_DELTA = 0.01  # int8 files are kept (export) and picked by precision "auto" (serve) within this
 REQUIRED_META = (META_CONFIG, META_INITIAL_STATE, META_VALID_BPC, META_TRAIN_DATA, META_VERSION)
 

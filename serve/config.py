@@ -12,7 +12,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Device = Literal["auto", "cpu", "cuda"]
-Precision = Literal["auto", "fp32", "int8"]
+Precision = Literal["auto", "fp32", "int8", "int8w"]
 
 
 def shipped_model(name: str = "default") -> Path:
@@ -34,7 +34,13 @@ class Settings(BaseSettings):
     threads: int = Field(1, ge=0, le=256, description="ORT intra-op threads per session; 0 = one per core")
     precision: Precision = Field(
         "auto",
-        description="auto: the int8 files on CPU when the export kept them (BPC delta <= 0.01), else fp32",
+        description="auto: the int8 files on CPU when the export kept them (BPC delta <= 0.01), else fp32; "
+        "int8w: weight-only int8, the numbers the page computes on the device",
+    )
+    web_dir: Path | None = Field(
+        None,
+        description="ONNX Runtime Web files for the page's device mode (written by `npm ci`); default: "
+        "node_modules/.lnrnn-web in the source tree. Without them the page runs on the server only",
     )
     max_text_bytes: int = Field(1_000_000, ge=1, description="largest text (UTF-8 bytes) per request")
     max_body_bytes: int = Field(0, ge=0, description="largest request body; 0 = 6 x max_text_bytes + 64 KiB")

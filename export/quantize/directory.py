@@ -1,7 +1,9 @@
-"""Quantize an exported model directory to int8 and keep the files only if the BPC stays within bounds.
+"""Quantize an exported model directory (int8, or weight-only int8w) and keep the files only if the BPC
+stays within bounds.
 
 Reads everything it needs from the fp32 ONNX files (metadata, initial state), so it runs on a directory that
-``lnrnn export`` wrote earlier as well (``lnrnn quantize DIR --data FILE``) as during an export.
+``lnrnn export`` wrote earlier as well (``lnrnn quantize DIR --data FILE [--precision int8w]``) as during an
+export.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,19 +20,41 @@ import onnx
 
 from lnrnn.bpc import bits_per_byte
 from lnrnn.contract import (
+    PRECISION_FILES,
+    QUANTIZED_PRECISIONS,
     SEQUENCE_FILE,
     SEQUENCE_GRAPH,
-    SEQUENCE_INT8_FILE,
     STEP_FILE,
     STEP_GRAPH,
-    STEP_INT8_FILE,
     ArtifactMetadata,
 )
+from lnrnn.errors import UserError
 from lnrnn.export.graphs.onnx_export import get_metadata, set_metadata
 from lnrnn.export.quantize import scheme as q
+from lnrnn.export.quantize import weights
 from lnrnn.export.report import REPORT_FILE
 from lnrnn.export.verify import runtime
 from lnrnn.export.verify.checks import Check, Verification, check_graph
+
+# precision -> how its files are written, what the report calls the scheme, and what got quantized
+SCHEMES: dict[str, tuple[Callable[[Path, Path], None], str, Callable[[onnx.ModelProto], Any]]] = {
+    "int8": (q.quantize_file, q.SCHEME, q.quantization_summary),
+    "int8w": (weights.quantize_file, weights.SCHEME, weights.weight_summary),
+}
+
+
+def quantize_kinds(quantize: str | Sequence[str] | None) -> tuple[str, ...]:
+    """The precisions to write: None, one name, a comma-separated list ("int8,int8w") or a sequence."""
+    if quantize is None:
+        return ()
+    names = quantize.split(",") if isinstance(quantize, str) else list(quantize)
+    kinds = tuple(dict.fromkeys(n.strip() for n in names))
+    if not kinds or any(k not in QUANTIZED_PRECISIONS for k in kinds):
+        expected = ", ".join(QUANTIZED_PRECISIONS)
+        raise UserError(
+            f"unknown quantization {quantize!r}; expected one or more of {expected}, comma-separated"
+        )
+    return kinds
 
 
 def read_metadata(path: Path) -> ArtifactMetadata:
@@ -38,30 +63,35 @@ def read_metadata(path: Path) -> ArtifactMetadata:
 
 
 def quantize_dir(
-    out: Path, data: bytes, fp32_bpc: float | None = None
+    out: Path, data: bytes, fp32_bpc: float | None = None, precision: str = "int8"
 ) -> tuple[dict[str, Any], Verification]:
-    """Write ``step.int8.onnx`` and ``sequence.int8.onnx`` beside the fp32 files of ``out`` and measure them
-    on ``data``: BPC(int8) - BPC(fp32) <= ``q.MAX_BPC_DELTA`` keeps them, else they are deleted.
+    """Write ``precision``'s pair (``step.int8.onnx`` and ``sequence.int8.onnx``, or the int8w pair) beside
+    the fp32 files of ``out`` and measure them on ``data``: BPC(quantized) - BPC(fp32) <= ``q.MAX_BPC_DELTA``
+    keeps them, else they are deleted.
 
-    Returns the report's int8 section and the checks (structure problems are failures)."""
+    Returns the report's section for ``precision`` and the checks (structure problems are failures)."""
+    if precision not in SCHEMES:
+        raise ValueError(f"precision must be one of {', '.join(SCHEMES)}, got {precision!r}")
+    write, scheme, summary = SCHEMES[precision]
     start = time.perf_counter()
     meta = {graph: read_metadata(out / src) for src, graph in ((STEP_FILE, "step"), (SEQUENCE_FILE, "seq"))}
     initial = np.asarray(meta["seq"].initial_state, dtype=np.float32)
     if fp32_bpc is None:
         fp32_bpc = bits_per_byte(runtime.document_nats(out / SEQUENCE_FILE, initial, data), len(data))
-    pairs = ((STEP_FILE, STEP_INT8_FILE, "step"), (SEQUENCE_FILE, SEQUENCE_INT8_FILE, "seq"))
+    step_file, sequence_file = PRECISION_FILES[precision]
+    pairs = ((STEP_FILE, step_file, "step"), (SEQUENCE_FILE, sequence_file, "seq"))
     for src, dst, _ in pairs:
-        q.quantize_file(out / src, out / dst)
-    check = Verification()  # int8 structure checks are reported, but a big delta is not an export failure
-    check_graph(check, out / STEP_INT8_FILE, STEP_GRAPH)
-    check_graph(check, out / SEQUENCE_INT8_FILE, SEQUENCE_GRAPH)
-    int8_bpc = bits_per_byte(runtime.document_nats(out / SEQUENCE_INT8_FILE, initial, data), len(data))
-    delta = int8_bpc - fp32_bpc
+        write(out / src, out / dst)
+    check = Verification()  # structure checks are reported, but a big delta is not an export failure
+    check_graph(check, out / step_file, STEP_GRAPH)
+    check_graph(check, out / sequence_file, SEQUENCE_GRAPH)
+    bpc = bits_per_byte(runtime.document_nats(out / sequence_file, initial, data), len(data))
+    delta = bpc - fp32_bpc
     kept = bool(delta <= q.MAX_BPC_DELTA) and not check.failures
     quantized = {}
     for _, dst, graph in pairs:
         proto = onnx.load(str(out / dst))
-        quantized[dst] = q.quantization_summary(proto)
+        quantized[dst] = summary(proto)
         if kept:
             set_metadata(proto, dataclasses.replace(meta[graph], int8_bpc_delta=delta))
             onnx.save(proto, str(out / dst))
@@ -69,11 +99,11 @@ def quantize_dir(
             (out / dst).unlink()
     verdict = "kept" if kept else "deleted"
     relation = "<=" if delta <= q.MAX_BPC_DELTA else ">"
-    detail = f"{int8_bpc:.6f} - {fp32_bpc:.6f} = {delta:+.2e} bits/byte ({relation} {q.MAX_BPC_DELTA})"
-    check.checks.append(Check("int8 BPC delta", True, f"{detail}; int8 files {verdict}"))
+    detail = f"{bpc:.6f} - {fp32_bpc:.6f} = {delta:+.2e} bits/byte ({relation} {q.MAX_BPC_DELTA})"
+    check.checks.append(Check(f"{precision} BPC delta", True, f"{detail}; {precision} files {verdict}"))
     section = {
-        "scheme": q.SCHEME,
-        "bpc": int8_bpc,
+        "scheme": scheme,
+        "bpc": bpc,
         "bpc_delta": delta,
         "max_delta": q.MAX_BPC_DELTA,
         "kept": kept,
@@ -83,18 +113,18 @@ def quantize_dir(
     return section, check
 
 
-def update_report(out: Path, data: bytes) -> tuple[dict[str, Any], list[str]]:
-    """Quantize ``out`` again and replace the int8 parts of its ``export_report.json`` (if there is one)."""
-    section, check = quantize_dir(out, data)
+def update_report(out: Path, data: bytes, precision: str = "int8") -> tuple[dict[str, Any], list[str]]:
+    """Quantize ``out`` again and replace ``precision``'s parts of its ``export_report.json`` (if any)."""
+    section, check = quantize_dir(out, data, precision=precision)
     seconds = section.pop("seconds")
     path = out / REPORT_FILE
     if path.is_file():
         report = json.loads(path.read_text(encoding="utf-8"))
-        report["int8"] = section
-        report["timings_s"]["quantize"] = seconds
+        report[precision] = section
+        report["timings_s"]["quantize" if precision == "int8" else f"quantize_{precision}"] = seconds
         report["files"] = {p.name: p.stat().st_size for p in sorted(out.glob("*.onnx"))}
-        ours = {c.name for c in check.checks}
-        kept = [c for c in report["checks"] if c["name"] not in ours and "int8" not in c["name"]]
+        ours = (f"{precision} ", *PRECISION_FILES[precision])  # this precision's checks, replaced
+        kept = [c for c in report["checks"] if not c["name"].startswith(ours)]
         report["checks"] = kept + [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in check.checks]
         path.write_text(
             json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8"

@@ -27,8 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     model.add_argument("--threads", type=int, help="ORT intra-op threads (default 1; 0 = one per core)")
     model.add_argument(
         "--precision",
-        choices=("auto", "fp32", "int8"),
-        help="model files: auto (default) = int8 on CPU when the export kept them, else fp32",
+        choices=("auto", "fp32", "int8", "int8w"),
+        help="model files: auto (default) = int8 on CPU when the export kept them, else fp32; int8w = "
+        "weight-only int8 (fp32 arithmetic: the page's device mode computes the same numbers)",
     )
 
     p = sub.add_parser(

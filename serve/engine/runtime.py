@@ -15,12 +15,9 @@ import numpy as np
 import onnxruntime as ort
 
 from lnrnn.contract import (
-    SEQUENCE_FILE,
+    PRECISION_FILES,
     SEQUENCE_GRAPH,
-    SEQUENCE_INT8_FILE,
-    STEP_FILE,
     STEP_GRAPH,
-    STEP_INT8_FILE,
     ArtifactMetadata,
     ContractError,
     GraphSpec,
@@ -32,7 +29,16 @@ from lnrnn.serve.engine.prefix_cache import PrefixCache
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
-PRECISIONS = ("auto", "fp32", "int8")
+PRECISIONS = ("auto", *PRECISION_FILES)  # auto, fp32, int8 (MatMulInteger), int8w (weight-only int8)
+EXPORT_FLAG = {  # how to write a precision's files
+    "int8": "--quantize int8",
+    "int8w": "--quantize int8w, or `lnrnn quantize DIR --precision int8w`",
+}
+
+
+def has_files(model_dir: Path, precision: str) -> bool:
+    """Both files of ``precision``'s pair are in ``model_dir``."""
+    return all((model_dir / name).is_file() for name in PRECISION_FILES[precision])
 
 
 class ModelLoadError(Exception):
@@ -99,10 +105,10 @@ class Runtime:
         files: dict[str, int],
         chunk_tokens: int,
         cache_size: int,
-        int8: bool = False,
+        precision: str = "fp32",
     ) -> None:
         self.model_dir = model_dir
-        self.int8 = int8
+        self.precision = precision  # which pair of files is loaded: "fp32", "int8" or "int8w"
         self.step_session = step
         self.sequence_session = sequence
         self.meta = meta
@@ -114,9 +120,9 @@ class Runtime:
         self.cache = PrefixCache(cache_size)
 
     @property
-    def precision(self) -> str:
-        """Which pair of files is loaded: "int8" or "fp32"."""
-        return "int8" if self.int8 else "fp32"
+    def int8(self) -> bool:
+        """The int8 pair (int8 activations too) is loaded."""
+        return self.precision == "int8"
 
     def describe(self) -> str:
         """What is loaded, in one phrase: "gru 2x448, int8, CPUExecutionProvider"."""
@@ -134,11 +140,13 @@ class Runtime:
         chunk_tokens: int = CHUNK_TOKENS,
         cache_size: int = 256,
     ) -> Runtime:
-        """Open ``step.onnx`` and ``sequence.onnx`` (or the int8 pair) and check them against the contract.
+        """Open ``step.onnx`` and ``sequence.onnx`` (or another precision's pair, ``PRECISION_FILES``) and
+        check them against the contract.
 
         ``precision`` "auto" takes the int8 pair when it exists, runs on the CPU provider and records a BPC
         delta within ``INT8_MAX_BPC_DELTA`` (int8 MatMuls are a CPU speed-up; on CUDA fp32 is faster),
-        else the fp32 pair. "fp32" and "int8" take that pair or fail.
+        else the fp32 pair. "fp32", "int8" and "int8w" (weight-only int8: fp32 arithmetic on int8 weights,
+        the numbers the page computes on the device) take that pair or fail.
         """
         model_dir = Path(model_dir)
         if not model_dir.is_dir():
@@ -147,27 +155,28 @@ class Runtime:
             )
         if precision not in PRECISIONS:
             raise ModelLoadError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        has_int8 = (model_dir / STEP_INT8_FILE).is_file() and (model_dir / SEQUENCE_INT8_FILE).is_file()
-        if precision == "int8" and not has_int8:
+        if precision in EXPORT_FLAG and not has_files(model_dir, precision):
+            step_file, sequence_file = PRECISION_FILES[precision]
             raise ModelLoadError(
-                f"precision int8: {model_dir} has no {STEP_INT8_FILE} and {SEQUENCE_INT8_FILE} "
-                "(export with --quantize int8) - use precision auto or fp32"
+                f"precision {precision}: {model_dir} has no {step_file} and {sequence_file} "
+                f"(export with {EXPORT_FLAG[precision]}) - use precision auto or fp32"
             )
-        auto = precision == "auto" and has_int8
-        int8 = precision == "int8" or (auto and CUDA not in _providers(device))
-        runtime = cls._open(model_dir, device, threads, int8, chunk_tokens, cache_size)
-        if auto and not int8 and runtime.provider == CPU:  # CUDA was listed but is not active
-            runtime = cls._open(model_dir, device, threads, True, chunk_tokens, cache_size)
-        if auto and runtime.int8 and not runtime.meta.int8_kept:
-            runtime = cls._open(model_dir, device, threads, False, chunk_tokens, cache_size)
+        if precision != "auto":
+            return cls._open(model_dir, device, threads, precision, chunk_tokens, cache_size)
+        auto = "int8" if has_files(model_dir, "int8") and CUDA not in _providers(device) else "fp32"
+        runtime = cls._open(model_dir, device, threads, auto, chunk_tokens, cache_size)
+        if has_files(model_dir, "int8") and auto == "fp32" and runtime.provider == CPU:  # CUDA is not active
+            runtime = cls._open(model_dir, device, threads, "int8", chunk_tokens, cache_size)
+        if runtime.int8 and not runtime.meta.int8_kept:
+            runtime = cls._open(model_dir, device, threads, "fp32", chunk_tokens, cache_size)
         return runtime
 
     @classmethod
     def _open(
-        cls, model_dir: Path, device: str, threads: int, int8: bool, chunk_tokens: int, cache_size: int
+        cls, model_dir: Path, device: str, threads: int, precision: str, chunk_tokens: int, cache_size: int
     ) -> Runtime:
-        step_path = model_dir / (STEP_INT8_FILE if int8 else STEP_FILE)
-        seq_path = model_dir / (SEQUENCE_INT8_FILE if int8 else SEQUENCE_FILE)
+        step_file, sequence_file = PRECISION_FILES[precision]
+        step_path, seq_path = model_dir / step_file, model_dir / sequence_file
         step = _session(step_path, device, threads)
         sequence = _session(seq_path, device, threads)
         try:
@@ -177,7 +186,7 @@ class Runtime:
         _check_graph(step, step_path, STEP_GRAPH, meta)
         _check_graph(sequence, seq_path, SEQUENCE_GRAPH, meta)
         files = {p.name: p.stat().st_size for p in sorted(model_dir.glob("*.onnx"))}
-        return cls(model_dir, step, sequence, meta, files, chunk_tokens, cache_size, int8)
+        return cls(model_dir, step, sequence, meta, files, chunk_tokens, cache_size, precision)
 
     def view(self, scorer: Scorer, on_lookup: Callable[[str], None] | None = None) -> Runtime:
         """The same loaded model with another scorer (e.g. batched) and a prefix cache of its own."""

@@ -1,13 +1,17 @@
-// The lnrnn page: next-character suggestions from a server-held session (one append per edit at the end),
-// and a heat map of the bits per character from /v1/surprisal. Plain JS, no build step, same origin only.
-"use strict";
+// The lnrnn page: next-character suggestions and a heat map of the bits per character, computed on this device
+// (lnrnn.js: ONNX Runtime Web, no request while typing, offline after one visit through sw.js) or on the
+// server (a server-held session, one append per edit at the end, and /v1/surprisal). Plain ES modules, no
+// build step, same origin only.
+import { LnRnn, LnRnnError } from "./lnrnn.js";
 
-(() => {
+{
   const TOP_K = 5;
   const ALTERNATIVES = 3;
-  const HEAT_DELAY_MS = 300; // the heat map costs one model call per byte: wait for a pause in typing
+  const HEAT_DELAY_MS = 300; // on the server the heat map costs one model call per byte: wait for a pause
+  const DEVICE_HEAT_DELAY_MS = 30; // on the device its numbers are already there: only the drawing waits
   const SCALE_MAX_BITS = 10; // colours saturate here; the exact bits are in data-bits and on hover/focus
   const KEY_STORE = "lnrnn.apiKey";
+  const MODE_STORE = "lnrnn.runsOn";
   // viridis (matplotlib), sampled at 9 points: perceptually uniform and readable with colour-blindness.
   const VIRIDIS = [
     [68, 1, 84], [71, 44, 122], [59, 81, 139], [44, 113, 142], [33, 144, 141],
@@ -24,6 +28,8 @@
   const summary = $("summary");
   const errorBox = $("error");
   const keyField = $("key");
+  const runsOn = $("runs-on");
+  const where = $("where");
 
   let apiKey = sessionStorage.getItem(KEY_STORE) || "";
   let session = null; // {id, text}: the text the server-held session has read
@@ -38,6 +44,20 @@
   let heatChars = []; // the last /v1/surprisal characters
   let active = -1; // heat map character under keyboard focus
   const errors = new Map(); // source -> message: the model, the suggestions and the heat map fail apart
+  const canRunHere = typeof WebAssembly === "object";
+  let mode = localStorage.getItem(MODE_STORE) || (canRunHere ? "device" : "server");
+  if (!canRunHere) mode = "server";
+  let device = null; // {loading: Promise<LnRnn>, model, session, key}: the model on this device
+  let inputAt = 0; // when the last input event came (the suggestions' latency is measured from it)
+  // The service worker keeps what device mode downloads. On a first visit, wait (3 s at most) until it
+  // controls the page, so that the first download already goes through it and is kept for offline use.
+  const workerReady = !("serviceWorker" in navigator) ? Promise.resolve() : navigator.serviceWorker
+    .register("sw.js")
+    .then(() => navigator.serviceWorker.controller || new Promise((resolve) => {
+      navigator.serviceWorker.addEventListener("controllerchange", resolve, { once: true });
+      setTimeout(resolve, 3000);
+    }))
+    .catch(() => {}); // offline use only: the page works without it
 
   class ApiError extends Error {
     constructor(status, code, message, retryAfter) {
@@ -90,6 +110,10 @@
   // --- errors -------------------------------------------------------------------------------------
 
   function describe(err) {
+    if (err instanceof LnRnnError) {
+      const key = err.status === 401 ? "The server needs an API key: enter it above. " : "";
+      return `${key}On this device: ${err.message}`;
+    }
     if (!(err instanceof ApiError)) return `Unexpected error: ${err.message || err}`;
     const what = {
       0: "The server cannot be reached.",
@@ -169,6 +193,10 @@
     shown = { text, candidates };
     suggestions.dataset.state = "ready";
     suggestions.dataset.length = String(text.length); // they follow the first `length` UTF-16 units
+    if (inputAt && text === input.value) {
+      suggestions.dataset.ms = (performance.now() - inputAt).toFixed(2); // input event -> suggestions in the DOM
+      inputAt = 0;
+    }
     suggestions.setAttribute("aria-busy", "false");
     const items = hidden ? [] : candidates.map((c, i) => {
       const li = document.createElement("li");
@@ -198,7 +226,7 @@
   // picked up by the next turn of the loop, so fast typing costs one append per pause, not a queue.
   function sync() {
     if (!syncing) {
-      syncing = syncLoop().finally(() => {
+      syncing = (mode === "device" ? deviceSyncLoop() : syncLoop()).finally(() => {
         syncing = null;
       });
     }
@@ -257,6 +285,34 @@
       .catch(() => {});
   }
 
+  // The device's session follows the text: cut back to where the new text differs, then append the rest.
+  async function deviceSyncLoop() {
+    suggestions.dataset.state = "loading";
+    suggestions.setAttribute("aria-busy", "true");
+    try {
+      const { session } = await loadDevice();
+      for (;;) {
+        const text = input.value;
+        if (mode !== "device" || (session.text === text && shown.text === text)) break;
+        let same = 0;
+        while (same < session.text.length && same < text.length && session.text[same] === text[same]) same += 1;
+        if (same < session.text.length) await session.truncate(same);
+        const r = await session.append(text.slice(session.text.length), TOP_K);
+        if (mode === "device") showSuggestions(session.text, r.candidates);
+        setError("suggestions", null);
+      }
+      if (shown.text === input.value) {
+        suggestions.dataset.state = "ready"; // in step already: nothing was computed
+        suggestions.setAttribute("aria-busy", "false");
+      }
+    } catch (err) {
+      setError("suggestions", err);
+      suggestions.replaceChildren();
+      suggestions.dataset.state = "error";
+      acceptWhenReady = false;
+    }
+  }
+
   function insert(ch) {
     const start = input.selectionStart;
     input.setRangeText(ch, start, input.selectionEnd, "end");
@@ -266,10 +322,28 @@
 
   // --- heat map -----------------------------------------------------------------------------------
 
-  function scheduleHeat(delay = HEAT_DELAY_MS) {
+  function scheduleHeat(delay = mode === "device" ? DEVICE_HEAT_DELAY_MS : HEAT_DELAY_MS) {
     clearTimeout(heatTimer);
     heatmap.dataset.state = "loading";
     heatTimer = setTimeout(loadHeat, delay);
+  }
+
+  // The device's session already has every character's bits; the compressors' column is this browser's gzip.
+  async function deviceHeat(text) {
+    const { session } = await loadDevice();
+    if (syncing) await syncing;
+    if (session.text !== text) return null; // the text changed meanwhile: the next scheduled draw shows it
+    const bytes = new TextEncoder().encode(text);
+    const bits = session.totalBits;
+    const gz = await new Response(new Blob([bytes]).stream().pipeThrough(new CompressionStream("gzip"))).arrayBuffer();
+    return {
+      characters: session.characters().map((c) => ({ ...c, alternatives: null })),
+      bits,
+      bytes: bytes.length,
+      chars: session.charBits.length,
+      bits_per_byte: bits / bytes.length,
+      compressors: { "gzip (this browser)": { bytes: gz.byteLength, bits_per_byte: (8 * gz.byteLength) / bytes.length } },
+    };
   }
 
   async function loadHeat() {
@@ -282,7 +356,8 @@
     }
     heatmap.setAttribute("aria-busy", "true");
     try {
-      const r = await api("POST", "v1/surprisal", { text, top_k: ALTERNATIVES });
+      const r = mode === "device" ? await deviceHeat(text) : await api("POST", "v1/surprisal", { text, top_k: ALTERNATIVES });
+      if (r === null) return;
       if (seq !== heatSeq) return; // a newer text is on its way
       drawHeat(text, r);
       setError("heat map", null);
@@ -320,10 +395,19 @@
 
   function showDetail(i) {
     if (i < 0 || i >= heatChars.length) {
+      delete detail.dataset.index;
       detail.textContent = heatChars.length ? "Hover or focus a character for its bits." : "\u00a0";
       return;
     }
     const c = heatChars[i];
+    if (c.alternatives === null && device && device.session) {
+      c.alternatives = []; // asked once; the answer redraws the line if it is still this character's
+      device.session.predictAt(i, ALTERNATIVES).then((found) => {
+        c.alternatives = found;
+        if (heatChars[i] === c && detail.dataset.index === String(i)) showDetail(i);
+      }).catch(() => {});
+    }
+    detail.dataset.index = String(i);
     const expected = c.alternatives.length
       ? ` The model expected ${c.alternatives.map((a) => `${named(a.char)} ${percent(a.prob)}`).join(", ")}.`
       : "";
@@ -382,7 +466,85 @@
 
   // --- model and key ------------------------------------------------------------------------------
 
+  // --- where it runs -------------------------------------------------------------------------------
+
+  function megabytes(n) {
+    return `${(n / 1e6).toFixed(2)} MB`;
+  }
+
+  function compressed(sizes) {
+    const best = ["br_bytes", "gzip_bytes"].find((k) => sizes[k]);
+    return best ? `, ${megabytes(sizes[best])} as ${best === "br_bytes" ? "brotli" : "gzip"}` : "";
+  }
+
+  /** The model on this device, loaded once per API key (the service worker keeps its files). */
+  function loadDevice() {
+    if (device && device.key === apiKey) return device.loading;
+    const loading = workerReady.then(() => LnRnn.load(new URL(".", document.baseURI).href, { apiKey })).then((model) => {
+      device.model = model;
+      device.session = model.session();
+      return device;
+    });
+    device = { key: apiKey, loading, model: null, session: null };
+    loading.catch(() => {
+      if (device && device.loading === loading) device = null; // try again on the next refresh
+    });
+    return loading;
+  }
+
+  function deviceLine(model) {
+    const { model: m, runtime } = model.manifest;
+    const name = m.precision === "int8w" ? "weight-only int8" : m.precision;
+    const same = model.manifest.server.same_numbers ? "the server's numbers" : `the server runs ${model.manifest.server.precision}`;
+    return `Runs on this device: ONNX Runtime Web ${runtime.version} (WebAssembly, 1 thread). ` +
+      `Model ${m.file} (${name}; ${same}) ${megabytes(m.bytes)}${compressed(m)}; ` +
+      `runtime ${megabytes(runtime.module.bytes + runtime.wasm.bytes)}` +
+      `${compressed({ br_bytes: runtime.wasm.br_bytes && runtime.module.br_bytes + runtime.wasm.br_bytes,
+        gzip_bytes: runtime.wasm.gzip_bytes && runtime.module.gzip_bytes + runtime.wasm.gzip_bytes })}; ` +
+      `ready in ${(model.loadMs / 1000).toFixed(1)} s. Typing sends nothing to the server.`;
+  }
+
+  async function showWhere() {
+    runsOn.dataset.mode = mode;
+    for (const radio of runsOn.querySelectorAll("input")) radio.checked = radio.value === mode;
+    if (mode === "server") {
+      runsOn.dataset.state = "ready";
+      where.textContent = "Runs on the server: each keystroke sends what was typed and gets the suggestions back.";
+      return;
+    }
+    runsOn.dataset.state = "loading";
+    where.textContent = "Loading the model onto this device…";
+    try {
+      const { model } = await loadDevice();
+      if (mode !== "device") return;
+      const m = model.manifest.model;
+      $("model").textContent =
+        `Model ${m.name}: ${m.config.cell.toUpperCase()} ${m.config.layers}×${m.config.hidden}, ${m.precision}, ` +
+        `${m.valid_bpc == null ? "" : `validation ${m.valid_bpc.toFixed(3)} bits/byte, `}this device`;
+      where.textContent = deviceLine(model);
+      runsOn.dataset.state = "ready";
+      setError("device", null);
+    } catch (err) {
+      if (mode !== "device") return;
+      runsOn.dataset.state = "error";
+      where.textContent = "The model could not be loaded onto this device; switch to the server.";
+      setError("device", err);
+    }
+  }
+
+  function setMode(next) {
+    if (next === mode) return;
+    mode = next;
+    localStorage.setItem(MODE_STORE, mode);
+    closeSession();
+    shown = { text: null, candidates: [] };
+    restart = true;
+    for (const source of ["device", "model", "suggestions", "heat map"]) setError(source, null);
+    refresh();
+  }
+
   async function loadModel() {
+    if (mode === "device") return; // the manifest says what runs here (and works offline)
     try {
       const r = await api("GET", "v1/models");
       const m = r.models[0];
@@ -397,6 +559,7 @@
 
   function refresh() {
     restart = true;
+    showWhere();
     loadModel();
     sync();
     scheduleHeat(0);
@@ -405,6 +568,7 @@
   // --- events -------------------------------------------------------------------------------------
 
   function edited() {
+    inputAt = performance.now();
     hidden = false;
     if (composing) return;
     sync();
@@ -465,6 +629,10 @@
 
   window.addEventListener("pagehide", () => closeSession(true));
 
+  runsOn.addEventListener("change", (e) => setMode(e.target.value));
+  if (!canRunHere) {
+    runsOn.querySelector('input[value="device"]').disabled = true;
+  }
   drawLegend();
   refresh();
-})();
+}

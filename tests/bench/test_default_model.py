@@ -1,7 +1,8 @@
 """The bundled models/default keeps the default model's promises, checked on the committed files themselves.
 
-<= 5M parameters and <= 25 MB on disk; int8 files only with a BPC delta <= 0.01; trained on the corpus mix;
-and the model card's numbers are what the torch-free runtime and the compressors give today.
+<= 5M parameters and <= 25 MB on disk (plus the weight-only int8 pair the page's device mode downloads,
+<= 5.5 MB); int8 and int8w files only with a BPC delta <= 0.01; trained on the corpus mix; and the model
+card's numbers are what the torch-free runtime and the compressors give today.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import pytest
 
 from bench.common import REPO
 from lnrnn.bpc import bits_per_byte
-from lnrnn.contract import SEQUENCE_INT8_FILE, STEP_INT8_FILE
+from lnrnn.contract import PRECISION_FILES
 from lnrnn.serve.engine.runtime import Runtime
 from lnrnn.train.recipes.compression import compressed_bits_per_byte
 from lnrnn.train.recipes.corpora import VALIDATION_SPLITS
@@ -21,6 +22,7 @@ from lnrnn.train.recipes.model_card import END, START, table
 MODEL = REPO / "models" / "default"
 MAX_PARAMETERS = 5_000_000
 MAX_DISK_BYTES = 25_000_000
+MAX_DEVICE_PAIR_BYTES = 5_500_000  # step.int8w.onnx + sequence.int8w.onnx, on top of the 25 MB
 CHEAP_SPLITS = ("alice29", "asyoulik", "lcet10")  # the smallest splits: rescored in seconds
 
 
@@ -36,15 +38,19 @@ def evaluation() -> dict:
 
 def test_size_and_parameter_budget(runtime: Runtime) -> None:
     assert 0 < runtime.meta.config.parameters <= MAX_PARAMETERS
-    on_disk = sum(p.stat().st_size for p in MODEL.iterdir() if p.is_file())
-    assert on_disk <= MAX_DISK_BYTES, f"models/default holds {on_disk:,} bytes"
+    device = PRECISION_FILES["int8w"]
+    on_disk = sum(p.stat().st_size for p in MODEL.iterdir() if p.is_file() and p.name not in device)
+    assert on_disk <= MAX_DISK_BYTES, f"models/default holds {on_disk:,} bytes besides the int8w pair"
+    pair = sum((MODEL / name).stat().st_size for name in device if (MODEL / name).is_file())
+    assert pair <= MAX_DEVICE_PAIR_BYTES, f"the int8w pair is {pair:,} bytes"
 
 
-def test_int8_files_only_with_a_small_delta() -> None:
-    int8 = [(MODEL / f).is_file() for f in (STEP_INT8_FILE, SEQUENCE_INT8_FILE)]
-    assert int8[0] == int8[1]
-    if int8[0]:
-        quantized = Runtime.load(MODEL, device="cpu", precision="int8")
+@pytest.mark.parametrize("precision", ["int8", "int8w"])
+def test_quantized_files_only_with_a_small_delta(precision: str) -> None:
+    present = [(MODEL / f).is_file() for f in PRECISION_FILES[precision]]
+    assert present[0] == present[1]
+    if present[0]:
+        quantized = Runtime.load(MODEL, device="cpu", precision=precision)
         assert quantized.meta.int8_bpc_delta is not None and quantized.meta.int8_bpc_delta <= 0.01
 
 

@@ -1,17 +1,17 @@
 """The page at ``GET /``: its routes in-process, then a real server driven by a real headless Chromium.
 
 The browser tests use Debian's ``chromium`` (Playwright cannot download its own browsers here): `make install`
-installs it; the ``chromium`` fixture installs it too when it is missing and we are root.
+installs it; the ``chromium`` fixture (conftest.py) installs it too when it is missing and we are root. They
+drive the page on the server (the switch set to "the server"); test_page_device.py drives it on the device.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -21,7 +21,6 @@ from lnrnn.serve.app import create_app
 from lnrnn.serve.v1.surprisal import SURPRISAL_MAX_BYTES
 from tests.helpers import TestClient, TinyModel, free_port, server, settings_for
 
-CHROMIUM = Path(os.environ.get("LNRNN_TEST_CHROMIUM", "/usr/bin/chromium"))
 # A Shakespeare line with a curly apostrophe: a 3-byte character, whose bits are the sum of its bytes'.
 LINE = "Shall I compare thee to a summer’s day? Thou art more lovely"
 KEY = "page-test-key"
@@ -83,24 +82,19 @@ def test_surprisal_limits(app_client: TestClient) -> None:
 # --- a real browser on a real server ----------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def chromium() -> Path:
-    """Debian's chromium; installed here when missing (as `make install` does) so the tests never skip."""
-    if not CHROMIUM.exists():
-        if shutil.which("apt-get") is None or os.geteuid() != 0:
-            pytest.fail(f"{CHROMIUM} is missing: `apt-get install chromium` (or set LNRNN_TEST_CHROMIUM)")
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-q"], check=True, env=env)
-        subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], check=True, env=env)
-    return CHROMIUM
-
-
 @pytest.fixture(scope="module")
 def browser(chromium: Path) -> Iterator[Browser]:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(chromium), args=["--no-sandbox"])
         yield browser
         browser.close()
+
+
+def server_mode_page(browser: Browser, **kw: Any) -> Page:
+    """A page whose switch is already on "the server" (the choice the page keeps in localStorage)."""
+    page = browser.new_page(**kw)
+    page.add_init_script("localStorage.setItem('lnrnn.runsOn', 'server')")
+    return page
 
 
 def serve_argv(tiny: TinyModel, port: int) -> list[str]:
@@ -139,7 +133,7 @@ def sessions_open(http: httpx.Client) -> float:
 def test_page_suggests_accepts_tab_and_maps_bits(tiny: TinyModel, browser: Browser, tmp_path: Path) -> None:
     port = free_port()
     with server(serve_argv(tiny, port), port) as (url, _), httpx.Client(base_url=url, timeout=30) as http:
-        page = browser.new_page(viewport={"width": 1100, "height": 1000})
+        page = server_mode_page(browser, viewport={"width": 1100, "height": 1000})
         problems: list[str] = []
         page.on("pageerror", lambda err: problems.append(f"page error: {err}"))
         page.on("console", lambda m: problems.append(f"console: {m.text}") if m.type == "error" else None)
@@ -210,7 +204,7 @@ def test_page_shows_server_errors(tiny: TinyModel, browser: Browser) -> None:
     port = free_port()
     env = {**os.environ, "LNRNN_API_KEY": KEY, "LNRNN_MAX_TEXT_BYTES": "100"}
     with server(serve_argv(tiny, port), port, env=env) as (url, _):
-        page = browser.new_page()
+        page = server_mode_page(browser)
         page.goto(url + "/")
         error = page.get_by_test_id("error")
         expect(error).to_be_visible()
