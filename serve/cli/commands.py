@@ -240,13 +240,17 @@ def report_score(args: argparse.Namespace, data: bytes, nats: float, model: Scor
     return 0
 
 
+def _check_temperature(value: float) -> None:
+    if not value > 0 or value == float("inf"):
+        raise UserError(f"--temperature must be a finite number > 0, got {value}")
+
+
 def predict(args: argparse.Namespace) -> int:
     from lnrnn.serve.engine.decode import top_chars
 
     if args.top_k < 1:
         raise UserError(f"--top-k must be at least 1, got {args.top_k}")
-    if not args.temperature > 0 or args.temperature == float("inf"):
-        raise UserError(f"--temperature must be a finite number > 0, got {args.temperature}")
+    _check_temperature(args.temperature)
     runtime = _load(_settings(args))
     last, state = runtime.context(args.text.encode("utf-8", errors="surrogateescape"))
     found = top_chars(runtime, last, state, args.top_k, args.temperature)
@@ -261,8 +265,7 @@ def generate(args: argparse.Namespace) -> int:
 
     if args.max_chars < 1:
         raise UserError(f"--max-chars must be at least 1, got {args.max_chars}")
-    if not args.temperature > 0 or args.temperature == float("inf"):
-        raise UserError(f"--temperature must be a finite number > 0, got {args.temperature}")
+    _check_temperature(args.temperature)
     if args.top_k < 0:
         raise UserError(f"--top-k must be 0 (all) or more, got {args.top_k}")
     runtime = _load(_settings(args))

@@ -8,12 +8,17 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from lnrnn.serve.http.schemas import MAX_TEMPERATURE, MAX_TOP_K, Number, Request, Utf8Str, check_utf8
 
 
-class PredictRequest(Request):
-    text: Utf8Str = Field("", description="context; empty = predict the first character of a text")
+# How many next characters to list and at what temperature: /v1/predict and the session routes. A comment, not
+# a docstring: pydantic would give the subclasses' OpenAPI schemas this text as their description.
+class CandidateOptions(Request):
     top_k: int = Field(5, ge=1, le=MAX_TOP_K, strict=True, description="how many characters to list")
     temperature: Number = Field(
         1.0, gt=0, le=MAX_TEMPERATURE, allow_inf_nan=False, description="divides the log-probabilities"
     )
+
+
+class PredictRequest(CandidateOptions):
+    text: Utf8Str = Field("", description="context; empty = predict the first character of a text")
 
     model_config = ConfigDict(
         extra="forbid", json_schema_extra={"examples": [{"text": "The quick brown f", "top_k": 5}]}
@@ -178,12 +183,8 @@ class ModelList(BaseModel):
     server: ServerInfo
 
 
-class SessionRequest(Request):
+class SessionRequest(CandidateOptions):
     text: Utf8Str = Field("", description="text to score and remember (create: the start of a document)")
-    top_k: int = Field(5, ge=1, le=MAX_TOP_K, strict=True, description="next characters to list")
-    temperature: Number = Field(
-        1.0, gt=0, le=MAX_TEMPERATURE, allow_inf_nan=False, description="divides the log-probabilities"
-    )
 
     model_config = ConfigDict(
         extra="forbid", json_schema_extra={"examples": [{"text": "To be, or not to b", "top_k": 5}]}

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from lnrnn.bpc import nats_to_bits
 from lnrnn.serve.engine.runtime import Runtime
 from tests.helpers import free_port, server
 
@@ -77,7 +78,7 @@ def test_the_wheel_serves_compresses_and_scores_with_its_own_model(tmp_path: Pat
 
     expected = Runtime.load(REPO / "models" / "default").score(TEXT).nats  # the repository's model, here
     scored = json.loads(run("score", "text.txt", "--json").stdout)
-    assert scored["bits"] == pytest.approx(expected / 0.6931471805599453, abs=1e-3)
+    assert scored["bits"] == pytest.approx(nats_to_bits(expected), abs=1e-3)
     assert "site-packages" in scored["model"]
     best = run("predict", "To be, or not to b").stdout.splitlines()[0].split()
     assert best[0] == "'e'" and float(best[1]) > 0.5
