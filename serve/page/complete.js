@@ -12,7 +12,9 @@
 // whitespace or punctuation), a newline, or exactly maxChars characters (until "word" | "line" | "chars"),
 // the ending character included; one still open after maxChars characters is kept with ended false. Its
 // probability is the product of the model's byte probabilities; only whole UTF-8 characters are searched.
-// Beam width 4 n; ties in byte order. Neither `at` nor the model is changed.
+// Beam width 4 n; ties in byte order. Neither `at` nor the model is changed. With `signal` (an AbortSignal)
+// the search stops before its next model call once the signal is aborted, rejecting with the signal's reason:
+// a keyboard drops a search the next keystroke made useless instead of making that keystroke wait for it.
 
 import { charLength, nextRange } from "./lnrnn.js";
 
@@ -66,7 +68,7 @@ function gather(state, layers, batch, size, rows) {
  * `at` ({state, last}), best first (fewer if fewer exist). `model` needs step(tokens, state) ->
  * {logprobs [B, 257], state [L, B, S]}, layers and stateSize (lnrnn.js's LnRnn has them).
  */
-export async function complete(model, at, { n = 3, maxChars = 16, until = "word", width = 0 } = {}) {
+export async function complete(model, at, { n = 3, maxChars = 16, until = "word", width = 0, signal = null } = {}) {
   check(n, maxChars, until);
   width = width || BEAM_PER_COMPLETION * n;
   const V = at.last.length;
@@ -107,6 +109,7 @@ export async function complete(model, at, { n = 3, maxChars = 16, until = "word"
       return { bytes: [...parent.bytes, c.b], score: c.score, chars: c.chars, pending: c.finishes ? [] : [...parent.pending, c.b] };
     });
     if (beams.length) {
+      if (signal) signal.throwIfAborted();
       const rows = next.map((c) => c.row);
       const batch = state.length / (model.layers * model.stateSize);
       const out = await model.step(Int32Array.from(next, (c) => c.b), gather(state, model.layers, batch, model.stateSize, rows));

@@ -1,11 +1,15 @@
-// The lnrnn page: next-character suggestions and a heat map of the bits per character, computed on this device
-// (lnrnn.js: ONNX Runtime Web, no request while typing, offline after one visit through sw.js) or on the
-// server (a server-held session, one append per edit at the end, and /v1/surprisal). Plain ES modules, no
-// build step, same origin only.
+// The lnrnn page: next-character suggestions, word completions and a heat map of the bits per character,
+// computed on this device (lnrnn.js and complete.js: ONNX Runtime Web, no request while typing, offline after
+// one visit through sw.js) or on the server (a server-held session, one append per edit at the end, its
+// /complete, and /v1/surprisal). Plain ES modules, no build step, same origin only.
+import { complete } from "./complete.js";
 import { LnRnn, LnRnnError } from "./lnrnn.js";
 
 {
   const TOP_K = 5;
+  // Word completions: the same search on the device (complete.js) and on the server (/complete). 24 characters
+  // keep most long words whole (the API's default is 16, its bound 32); a longer one is offered by its start.
+  const COMPLETE = { n: 3, until: "word", maxChars: 24 };
   const ALTERNATIVES = 3;
   const HEAT_DELAY_MS = 300; // on the server the heat map costs one model call per byte: wait for a pause
   const DEVICE_HEAT_DELAY_MS = 30; // on the device its numbers are already there: only the drawing waits
@@ -23,6 +27,7 @@ import { LnRnn, LnRnnError } from "./lnrnn.js";
   const $ = (id) => document.getElementById(id);
   const input = $("text");
   const suggestions = $("suggestions");
+  const completions = $("completions");
   const heatmap = $("heatmap");
   const detail = $("detail");
   const summary = $("summary");
@@ -35,8 +40,10 @@ import { LnRnn, LnRnnError } from "./lnrnn.js";
   let session = null; // {id, text}: the text the server-held session has read
   let syncing = null; // the running sync() promise
   let shown = { text: null, candidates: [] }; // suggestions on screen and the text they follow
+  let completed = { text: null, items: [] }; // completions on screen and the text they follow
   let hidden = false; // Esc hides the suggestions until the next edit
   let acceptWhenReady = false; // Tab pressed while suggestions were on their way
+  let stopCompleting = null; // AbortController of the completion search running on the device
   let composing = false; // IME composition: wait for the final text
   let restart = false; // set by a new key; handled between two requests of the sync loop
   let heatTimer = 0;
@@ -154,6 +161,13 @@ import { LnRnn, LnRnnError } from "./lnrnn.js";
     return `“${ch}” (U+${code})`;
   }
 
+  /** A completion read out: its words quoted, the characters between them named ("“morrow” then space"). */
+  function spoken(text) {
+    const parts = Array.from(text.matchAll(/[^\s\p{Cc}]+|[\s\p{Cc}]/gu), ([run]) => (
+      run.length === 1 && visible(run) !== run ? named(run) : `“${run}”`));
+    return parts.join(" then ");
+  }
+
   function percent(p) {
     if (p >= 0.1) return `${(100 * p).toFixed(1)}%`;
     if (p >= 0.001) return `${(100 * p).toFixed(2)}%`;
@@ -187,77 +201,156 @@ import { LnRnn, LnRnnError } from "./lnrnn.js";
     $("legend-ticks").replaceChildren(...ticks);
   }
 
-  // --- suggestions --------------------------------------------------------------------------------
+  // --- suggestions and completions ----------------------------------------------------------------
+
+  /** One button of a row: the text as shown, its probability as a percent and a bar; `label` is for screen readers. */
+  function chip(shownText, prob, label, choose) {
+    const li = document.createElement("li");
+    li.dataset.prob = String(prob);
+    const button = document.createElement("button");
+    button.type = "button";
+    button.dataset.label = label; // markTab() adds which key takes it
+    button.setAttribute("aria-label", label);
+    const glyph = Object.assign(document.createElement("span"), { className: "glyph", textContent: shownText });
+    const pct = Object.assign(document.createElement("span"), { className: "prob", textContent: percent(prob) });
+    const bar = Object.assign(document.createElement("span"), { className: "bar" });
+    bar.style.width = `${Math.max(2, 100 * prob)}%`;
+    button.append(glyph, pct, bar);
+    button.addEventListener("click", choose);
+    li.append(button);
+    return li;
+  }
+
+  // Tab takes the first completion when one is shown, else the first next character (the keydown handler
+  // decides the same way): that button is highlighted and its label says "Tab".
+  function markTab() {
+    const target = completions.firstElementChild || suggestions.firstElementChild;
+    for (const li of [...suggestions.children, ...completions.children]) {
+      const button = li.firstElementChild;
+      li.classList.toggle("tab", li === target);
+      button.setAttribute("aria-label", li === target ? `${button.dataset.label}, Tab` : button.dataset.label);
+    }
+  }
+
+  function setState(list, state) {
+    list.dataset.state = state;
+    list.setAttribute("aria-busy", String(state === "loading"));
+  }
 
   function showSuggestions(text, candidates) {
     shown = { text, candidates };
-    suggestions.dataset.state = "ready";
+    setState(suggestions, "ready");
     suggestions.dataset.length = String(text.length); // they follow the first `length` UTF-16 units
     if (inputAt && text === input.value) {
       suggestions.dataset.ms = (performance.now() - inputAt).toFixed(2); // input event -> suggestions in the DOM
       inputAt = 0;
     }
-    suggestions.setAttribute("aria-busy", "false");
-    const items = hidden ? [] : candidates.map((c, i) => {
-      const li = document.createElement("li");
+    const items = hidden ? [] : candidates.map((c) => {
+      const li = chip(visible(c.char), c.prob, `${named(c.char)}, ${percent(c.prob)}`, () => insert(c.char));
       li.dataset.char = c.char;
-      li.dataset.prob = String(c.prob);
-      const button = document.createElement("button");
-      button.type = "button";
-      button.setAttribute("aria-label", `${named(c.char)}, ${percent(c.prob)}${i === 0 ? ", Tab" : ""}`);
-      const glyph = Object.assign(document.createElement("span"), { className: "glyph", textContent: visible(c.char) });
-      const prob = Object.assign(document.createElement("span"), { className: "prob", textContent: percent(c.prob) });
-      const bar = Object.assign(document.createElement("span"), { className: "bar" });
-      bar.style.width = `${Math.max(2, 100 * c.prob)}%`;
-      button.append(glyph, prob, bar);
-      button.addEventListener("click", () => insert(c.char));
-      li.append(button);
       return li;
     });
     suggestions.replaceChildren(...items);
+    if (completed.text !== text) {
+      // completions of another text would end another word: gone until this text's arrive (next in the loop)
+      completed = { text: null, items: [] };
+      completions.replaceChildren();
+      setState(completions, "loading");
+    }
+    markTab();
     if (acceptWhenReady) {
+      // Tab came before anything for this text was shown: it takes what it would have taken then, the first
+      // character (the completions come after the characters)
       acceptWhenReady = false;
       if (candidates.length && text === input.value) insert(candidates[0].char);
     }
   }
 
+  // A completion of one character is a next character the chips already offer with the same probability
+  // (both are that character's): it would take one of the three places and leave Tab's key to the same
+  // character, so it is not shown. Empty ones cannot come from the search (maxChars >= 1) and would insert
+  // nothing. Fewer than three are then shown: a wider search per keystroke is not worth the slot.
+  function showCompletions(text, found) {
+    const chars = new Set(shown.text === text ? shown.candidates.map((c) => c.char) : []);
+    const items = found.filter((c) => c.text && !(Array.from(c.text).length === 1 && chars.has(c.text)));
+    completed = { text, items };
+    setState(completions, "ready");
+    completions.dataset.length = String(text.length);
+    completions.replaceChildren(...(hidden ? [] : items.map((c) => {
+      const label = `complete with ${spoken(c.text)}, ${percent(c.probability)}`;
+      const li = chip(Array.from(c.text, visible).join(""), c.probability, label, () => insertCompletion(text, c.text));
+      li.dataset.testid = "completion";
+      li.dataset.text = c.text;
+      return li;
+    })));
+    markTab();
+  }
+
+  // The loops below end in step with the text unless they failed: a list that needed no new answer is ready.
+  function settle() {
+    for (const [list, text] of [[suggestions, shown.text], [completions, completed.text]]) {
+      if (list.dataset.state === "loading" && text === input.value) setState(list, "ready");
+    }
+  }
+
+  function failed(err) {
+    setError("suggestions", err);
+    for (const list of [suggestions, completions]) {
+      list.replaceChildren();
+      setState(list, "error");
+    }
+    completed = { text: null, items: [] };
+    acceptWhenReady = false;
+  }
+
   // Keep the session in step with the text: an append when the text only grew at the end, else a new
-  // session with the whole text (and the old one deleted). One sync at a time; edits made meanwhile are
-  // picked up by the next turn of the loop, so fast typing costs one append per pause, not a queue.
+  // session with the whole text (and the old one deleted), then the completions of that text. One sync at a
+  // time, so an answer always belongs to the text it is shown for; edits made meanwhile are picked up by the
+  // next turn of the loop, so fast typing costs one append per pause (and completions only at a pause), not a
+  // queue.
   function sync() {
     if (!syncing) {
+      setState(suggestions, "loading");
+      if (completed.text !== input.value) setState(completions, "loading");
       syncing = (mode === "device" ? deviceSyncLoop() : syncLoop()).finally(() => {
         syncing = null;
+        settle();
       });
     }
     return syncing;
   }
 
+  /** POST to one of the session's routes; null when the session is gone (expired, or a server restart). */
+  async function onSession(s, route, body) {
+    try {
+      return await api("POST", `v1/sessions/${encodeURIComponent(s.id)}/${route}`, body);
+    } catch (err) {
+      if (err.status !== 404) throw err;
+      session = null; // the loop starts again with the whole text
+      return null;
+    }
+  }
+
   async function syncLoop() {
-    suggestions.dataset.state = "loading";
-    suggestions.setAttribute("aria-busy", "true");
     try {
       for (;;) {
         if (restart) {
           restart = false; // a new key: the next request starts a new session
           closeSession();
           shown = { text: null, candidates: [] };
+          completed = { text: null, items: [] };
         }
         const text = input.value;
-        if (session && text === session.text && shown.text === text) break;
-        if (session && text.startsWith(session.text) && text !== session.text) {
+        if (session && text === session.text && shown.text === text) {
+          if (completed.text === text) break;
+          // the session has read this text already: completing it sends no text and changes nothing
+          const { n, until, maxChars } = COMPLETE;
+          const r = await onSession(session, "complete", { n, until, max_chars: maxChars });
+          if (r) showCompletions(text, r.completions);
+        } else if (session && text.startsWith(session.text) && text !== session.text) {
           const s = session;
-          let r;
-          try {
-            r = await api("POST", `v1/sessions/${encodeURIComponent(s.id)}/append`, {
-              text: text.slice(s.text.length),
-              top_k: TOP_K,
-            });
-          } catch (err) {
-            if (err.status !== 404) throw err;
-            session = null; // expired or lost (server restart): start again with the whole text
-            continue;
-          }
+          const r = await onSession(s, "append", { text: text.slice(s.text.length), top_k: TOP_K });
+          if (!r) continue;
           s.text = text;
           showSuggestions(text, r.candidates);
         } else {
@@ -269,10 +362,7 @@ import { LnRnn, LnRnnError } from "./lnrnn.js";
         setError("suggestions", null);
       }
     } catch (err) {
-      setError("suggestions", err);
-      suggestions.replaceChildren();
-      suggestions.dataset.state = "error";
-      acceptWhenReady = false;
+      failed(err);
     }
   }
 
@@ -285,15 +375,33 @@ import { LnRnn, LnRnnError } from "./lnrnn.js";
       .catch(() => {});
   }
 
-  // The device's session follows the text: cut back to where the new text differs, then append the rest.
+  // The device's session follows the text: cut back to where the new text differs, then append the rest;
+  // then complete.js searches from the state at its end.
   async function deviceSyncLoop() {
-    suggestions.dataset.state = "loading";
-    suggestions.setAttribute("aria-busy", "true");
     try {
-      const { session } = await loadDevice();
+      const { model, session } = await loadDevice();
       for (;;) {
         const text = input.value;
-        if (mode !== "device" || (session.text === text && shown.text === text)) break;
+        if (mode !== "device") break;
+        if (session.text === text && shown.text === text) {
+          if (completed.text === text) break;
+          // serial(): nothing else that uses the session (the heat map's alternatives) runs in the middle. A
+          // keystroke stops the search (edited()): one search costs several model calls, which the next
+          // keystroke's suggestions would otherwise wait for.
+          const stop = new AbortController();
+          stopCompleting = stop;
+          let found;
+          try {
+            found = await session.serial(async () => complete(model, await session.end(), { ...COMPLETE, signal: stop.signal }));
+          } catch (err) {
+            if (!stop.signal.aborted) throw err;
+            continue; // the newer text goes first
+          } finally {
+            stopCompleting = null;
+          }
+          if (mode === "device") showCompletions(text, found);
+          continue;
+        }
         let same = 0;
         while (same < session.text.length && same < text.length && session.text[same] === text[same]) same += 1;
         if (same < session.text.length) await session.truncate(same);
@@ -301,21 +409,23 @@ import { LnRnn, LnRnnError } from "./lnrnn.js";
         if (mode === "device") showSuggestions(session.text, r.candidates);
         setError("suggestions", null);
       }
-      if (shown.text === input.value) {
-        suggestions.dataset.state = "ready"; // in step already: nothing was computed
-        suggestions.setAttribute("aria-busy", "false");
-      }
     } catch (err) {
-      setError("suggestions", err);
-      suggestions.replaceChildren();
-      suggestions.dataset.state = "error";
-      acceptWhenReady = false;
+      failed(err);
     }
   }
 
   function insert(ch) {
     const start = input.selectionStart;
     input.setRangeText(ch, start, input.selectionEnd, "end");
+    input.focus();
+    edited();
+  }
+
+  // A completion goes on from the end of the text it was found for, so it goes there, and only while the text
+  // is still that one: a click that races a newer keystroke does nothing (that text's own row comes next).
+  function insertCompletion(text, completion) {
+    if (input.value !== text) return;
+    input.setRangeText(completion, text.length, text.length, "end");
     input.focus();
     edited();
   }
@@ -538,6 +648,7 @@ import { LnRnn, LnRnnError } from "./lnrnn.js";
     localStorage.setItem(MODE_STORE, mode);
     closeSession();
     shown = { text: null, candidates: [] };
+    completed = { text: null, items: [] };
     restart = true;
     for (const source of ["device", "model", "suggestions", "heat map"]) setError(source, null);
     refresh();
@@ -570,6 +681,7 @@ import { LnRnn, LnRnnError } from "./lnrnn.js";
   function edited() {
     inputAt = performance.now();
     hidden = false;
+    if (stopCompleting) stopCompleting.abort(); // its completions would be for the text before this edit
     if (composing) return;
     sync();
     scheduleHeat();
@@ -588,12 +700,16 @@ import { LnRnn, LnRnnError } from "./lnrnn.js";
     if (e.key === "Escape" && !hidden) {
       hidden = true;
       suggestions.replaceChildren();
+      completions.replaceChildren();
       return;
     }
     if (e.key !== "Tab" || e.shiftKey || e.altKey || e.ctrlKey || e.metaKey || hidden) return;
     const atEnd = input.selectionStart === input.value.length && input.selectionEnd === input.value.length;
     if (!atEnd) return; // the suggestions follow the end of the text; elsewhere Tab moves focus as usual
-    if (shown.text === input.value && shown.candidates.length) {
+    if (completed.text === input.value && completed.items.length) {
+      e.preventDefault(); // a completion is shown: Tab takes it (markTab() labels it so)
+      insertCompletion(completed.text, completed.items[0].text);
+    } else if (shown.text === input.value && shown.candidates.length) {
       e.preventDefault();
       insert(shown.candidates[0].char);
     } else if (syncing) {

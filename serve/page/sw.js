@@ -3,9 +3,9 @@
 // v1/device/<hash>/...) never change: cache first. The page's own files and the manifest: network first, the
 // cached copy when the network fails. Nothing else (the API) is touched.
 const CACHE = "lnrnn-page-v1";
-const SHELL = ["./", "page/page.js", "page/page.css", "page/lnrnn.js"];
+const SHELL = ["./", "page/page.js", "page/page.css", "page/lnrnn.js", "page/complete.js"];
 const HASHED = /\/(page\/ort|v1\/device)\/[0-9a-f]{16}\/[^/]+$/;
-const FRESH = /\/(page\/(page\.js|page\.css|lnrnn\.js)|v1\/device)$/;
+const FRESH = /\/(page\/(page\.js|page\.css|lnrnn\.js|complete\.js)|v1\/device)$/;
 
 self.addEventListener("install", (event) => {
   event.waitUntil(

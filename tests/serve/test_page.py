@@ -102,14 +102,16 @@ def serve_argv(tiny: TinyModel, port: int) -> list[str]:
 
 
 def wait_in_step(page: Page, text: str) -> None:
-    """Until the suggestions and the heat map both follow ``text``, the textarea's content."""
+    """Until the suggestions, the completions and the heat map all follow ``text``, the textarea's content."""
     page.wait_for_function(
         """(text) => {
             const s = document.querySelector('[data-testid=suggestions]');
+            const c = document.querySelector('[data-testid=completions]');
             const h = document.querySelector('[data-testid=heatmap]');
             const input = document.querySelector('[data-testid=input]');
             return input.value === text
                 && s.dataset.state === 'ready' && s.dataset.length === String(text.length)
+                && c.dataset.state === 'ready' && c.dataset.length === String(text.length)
                 && h.dataset.state === 'ready' && h.dataset.text === text;
         }""",
         arg=text,
@@ -177,10 +179,14 @@ def test_page_suggests_accepts_tab_and_maps_bits(tiny: TinyModel, browser: Brows
         page.keyboard.press("End")
         expect(detail).to_contain_text(f"Character {len(LINE)}:")
 
-        # Tab accepts the first suggestion: one more character, and everything follows it
+        # Tab accepts the first word completion when one is shown (test_page_complete.py), else the first
+        # suggestion; everything follows the longer text
+        completions = page.get_by_test_id("completion").evaluate_all(
+            "(els) => els.map((e) => e.dataset.text)"
+        )
         box.focus()
         box.press("Tab")
-        grown = LINE + shown[0][0]
+        grown = LINE + (completions[0] if completions else shown[0][0])
         expect(box).to_have_value(grown)
         wait_in_step(page, grown)
         assert page.get_by_test_id("heatmap").locator("span").count() == len(grown)

@@ -270,13 +270,15 @@ def browser(chromium: Path) -> Iterator[Browser]:
 
 
 def in_step(page: Page, text: str) -> None:
-    """Until the suggestions and the heat map both follow ``text``, the textarea's content."""
+    """Until the suggestions, the completions and the heat map all follow ``text``, the textarea's content."""
     page.wait_for_function(
         """(text) => {
             const s = document.querySelector('[data-testid=suggestions]');
+            const c = document.querySelector('[data-testid=completions]');
             const h = document.querySelector('[data-testid=heatmap]');
             return document.querySelector('[data-testid=input]').value === text
                 && s.dataset.state === 'ready' && s.dataset.length === String(text.length)
+                && c.dataset.state === 'ready' && c.dataset.length === String(text.length)
                 && h.dataset.state === 'ready' && h.dataset.text === text;
         }""",
         arg=text,
@@ -339,7 +341,10 @@ def test_device_mode_types_without_requests_matches_the_server_and_works_offline
     cells = page.get_by_test_id("heatmap").locator("span")
     cells.nth(LINE.index("’")).hover()
     expect(page.get_by_test_id("detail")).to_contain_text("expected")  # alternatives, computed here too
-    grown = LINE + shown(page)[0][0][0]  # Tab accepts the first suggestion
+    # Tab accepts the first word completion when one is shown (test_page_complete.py), else the first
+    # suggestion
+    completions = page.get_by_test_id("completion").evaluate_all("(els) => els.map((e) => e.dataset.text)")
+    grown = LINE + (completions[0] if completions else shown(page)[0][0][0])
     box.focus()
     box.press("Tab")
     in_step(page, grown)
