@@ -54,3 +54,30 @@ def roofline_row(row: dict[str, Any], bandwidth_gbs: float, gemm_gflops: float) 
         "gflop_per_s": row["bytes_per_s"] * cost["flops_per_byte"] / 1e9,
         "weight_gb_per_s": row["bytes_per_s"] * cost["weight_bytes_per_byte"] / 1e9,
     }
+
+
+def sequence_bound(
+    cell: str, layers: int, hidden: int, embedding: int, tokens: int, gemv_gflops: float, gemm_gflops: float
+) -> dict[str, float]:
+    """The compute bound of one sequence-graph call at batch 1 over ``tokens`` tokens (the fast Scan).
+
+    The graph runs one Scan per layer. Inside each Scan only the recurrent product h @ W_h is a
+    matrix-vector product (batch 1, GEMV rate); everything else covers all T tokens at once (GEMM rate):
+    layer 1's input product is a table row per token (no FLOPs), each higher layer's input product is one
+    GEMM over the lower layer's outputs, and the output layer (tied embedding, E x V, after an H -> E
+    projection when E != H) is one GEMM. Layer norms, gates and the log-softmax are ~12 g H FLOPs per token
+    per layer, under 1% here, and left out.
+    """
+    g, h, e, v = GATES[cell], hidden, embedding, VOCAB_SIZE
+    recurrent = layers * 2 * g * h * h  # FLOPs per token at GEMV rate
+    hoisted = (layers - 1) * 2 * g * h * h + 2 * e * v + (2 * h * e if e != h else 0)  # per token, GEMM rate
+    us_per_token = 1e6 * (recurrent / (gemv_gflops * 1e9) + hoisted / (gemm_gflops * 1e9))
+    return {
+        "recurrent_flops_per_token": recurrent,
+        "hoisted_flops_per_token": hoisted,
+        "gemv_gflop_per_s": gemv_gflops,
+        "gemm_gflop_per_s": gemm_gflops,
+        "us_per_token": us_per_token,
+        "tokens": tokens,
+        "bound_ms": tokens * us_per_token / 1000,
+    }

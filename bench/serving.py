@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import onnxruntime as ort
 
 from bench.common import REPO
-from lnrnn.contract import STEP_FILE
+from lnrnn.contract import STEP_FILE, ArtifactMetadata
 
 DEFAULT_MODEL = REPO / "models" / "default"
 
@@ -67,6 +68,13 @@ def rss_mib(pid: int) -> dict[str, float]:
 
 
 @contextlib.contextmanager
+def model_config(model: Path) -> dict[str, Any]:
+    """The served model's shape, from its step graph's lnrnn metadata (for the compute bound)."""
+    session = ort.InferenceSession(str(model / STEP_FILE), providers=["CPUExecutionProvider"])
+    config = ArtifactMetadata.from_props(session.get_modelmeta().custom_metadata_map).config
+    return {k: getattr(config, k) for k in ("cell", "layers", "hidden", "embedding", "parameters")}
+
+
 def running_server(
     model: Path, log_path: Path, timeout: float = 60.0, env: dict[str, str] | None = None
 ) -> Iterator[tuple[str, int, float]]:
@@ -190,6 +198,7 @@ def measure(text: bytes, quick: bool, log: Any = print) -> dict[str, Any]:
             )
     return {
         "model": which,
+        "model_config": model_config(model),
         "server": " ".join(server_argv(Path("MODEL"), 0)[1:]).replace("--port 0", "--port FREE"),
         "server_threads": "lnrnn serve default (--threads 1)",
         "cold_start_s": {

@@ -7,7 +7,7 @@ from typing import Any
 from bench import device
 from bench.common import MB_PER_MIB, mb_and_mib
 from bench.completion import section as completion
-from bench.cost import per_byte
+from bench.cost import per_byte, sequence_bound
 
 
 def _row(results: dict[str, Any], cell: str, hidden: int, batch: int, method: str) -> dict[str, Any] | None:
@@ -155,36 +155,66 @@ def quality_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+UNCACHED_SLACK = 1.25  # the Python/ORT work between and around the matrix products, on top of the bound
+
+
+def _uncached_predict_targets(
+    results: dict[str, Any], p: dict[str, float], c: dict[str, float]
+) -> list[dict[str, Any]]:
+    """/v1/predict on an uncached 200-byte context at 1 client, against what the arithmetic allows.
+
+    A 200-byte context is 201 tokens (BOS first) through the sequence graph at batch 1. Its compute bound
+    (``bench.cost.sequence_bound``: the recurrent GEMVs at this machine's measured GEMV rate, the rest at its
+    GEMM rate) plus the same request with the context already cached (the HTTP/JSON path, no recurrent
+    step) is the fastest this request can be; the target allows 25% over that, p99 50% over.
+    """
+    s, roof = results["serving"], results.get("roofline", {})
+    cfg = s.get("model_config")
+    if not cfg or "gemv" not in roof or "gemm" not in roof:
+        return []
+    b = sequence_bound(
+        cfg["cell"],
+        cfg["layers"],
+        cfg["hidden"],
+        cfg["embedding"],
+        201,
+        roof["gemv"]["gflop_per_s"],
+        roof["gemm"]["gflop_per_s"],
+    )
+    floor = b["bound_ms"] + c["p50_ms"]
+    why = (
+        f"{cfg['cell']} {cfg['layers']}x{cfg['hidden']} (E {cfg['embedding']}): per token "
+        f"{b['recurrent_flops_per_token'] / 1e6:.2f} MFLOP of recurrent GEMV at "
+        f"{b['gemv_gflop_per_s']:.1f} GFLOP/s + {b['hoisted_flops_per_token'] / 1e6:.2f} MFLOP of GEMM "
+        f"(higher layers' inputs, output layer) at {b['gemm_gflop_per_s']:.1f} GFLOP/s = "
+        f"{b['us_per_token']:.1f} µs; x 201 tokens = {b['bound_ms']:.1f} ms; + the cached request's p50 "
+        f"{c['p50_ms']:.2f} ms (HTTP/JSON, no recurrent step) = {floor:.1f} ms, the fastest this request "
+        f"can be on this machine. Measured model share: {p['p50_ms'] - c['p50_ms']:.1f} ms "
+        f"({1000 * (p['p50_ms'] - c['p50_ms']) / 201:.0f} µs/token)"
+    )
+    return [
+        _target(
+            "/v1/predict p50, 1 client, 200-byte context (uncached)",
+            f"<= {UNCACHED_SLACK:.2f} x {floor:.1f} ms (compute bound + HTTP)",
+            f"{p['p50_ms']:.2f} ms ({p['p50_ms'] / floor:.2f} x)",
+            p["p50_ms"] <= UNCACHED_SLACK * floor,
+            why,
+        ),
+        _target(
+            "/v1/predict p99, 1 client, 200-byte context (uncached)",
+            f"<= 1.5 x {floor:.1f} ms",
+            f"{p['p99_ms']:.2f} ms ({p['p99_ms'] / floor:.2f} x)",
+            p["p99_ms"] <= 1.5 * floor,
+            why,
+        ),
+    ]
+
+
 def serving_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     s, out = results.get("serving", {}), []
     if "latency_1_client" in s:
         p, c = s["latency_1_client"]["predict_200"], s["latency_1_client"]["predict_200_cached"]
-        # the cached request runs no recurrent steps, so the p50 difference is the model's share
-        model_ms = p["p50_ms"] - c["p50_ms"]
-        why = (
-            f"a 200-byte context is 201 recurrent steps of the served model ({s['model']}). With the context "
-            f"already in the server's prefix cache the same request takes p50 {c['p50_ms']:.2f} ms / p99 "
-            f"{c['p99_ms']:.2f} ms, so about {model_ms:.1f} ms of the uncached p50 is the model run itself "
-            f"({1000 * model_ms / 201:.0f} µs/step) and the HTTP/JSON path is the rest."
-        )
-        out.append(
-            _target(
-                "/v1/predict p50, 1 client, 200-byte context (uncached)",
-                "<= 2 ms",
-                f"{p['p50_ms']:.2f} ms",
-                p["p50_ms"] <= 2,
-                why,
-            )
-        )
-        out.append(
-            _target(
-                "/v1/predict p99, 1 client, 200-byte context (uncached)",
-                "<= 10 ms",
-                f"{p['p99_ms']:.2f} ms",
-                p["p99_ms"] <= 10,
-                why,
-            )
-        )
+        out.extend(_uncached_predict_targets(results, p, c))
         rss = max(s["rss_after"]["peak_rss_mib"], s["load"]["rss_after"]["peak_rss_mib"])
         out.append(
             _target(

@@ -1,13 +1,15 @@
 """The model at serving time: ONNX Runtime sessions, the contract metadata, the scorer and the prefix cache.
 
 Pure numpy + onnxruntime (no torch, no onnx). Sessions are thread-safe; every call keeps its own state.
-All scoring goes through :class:`lnrnn.scorer.Scorer` on the sequence graph (the step graph is loaded and
-checked as part of the artifact, for clients that drive the recurrence themselves).
+All scoring goes through :class:`lnrnn.scorer.Scorer` on the sequence graph. The step graph is checked as
+part of the artifact at load and then released; it is opened again on first use (clients that drive the
+recurrence themselves, the v2 ``lnrnn-step`` model), so a server that never runs it does not hold it.
 """
 
 from __future__ import annotations
 
 import copy
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -93,13 +95,32 @@ def _check_graph(session: ort.InferenceSession, path: Path, spec: GraphSpec, met
         )
 
 
+class _OnFirstUse:
+    """A session opened by the first caller of :meth:`get`; later callers share it."""
+
+    def __init__(self, open_session: Callable[[], ort.InferenceSession]) -> None:
+        self._open = open_session
+        self._session: ort.InferenceSession | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def opened(self) -> bool:
+        return self._session is not None
+
+    def get(self) -> ort.InferenceSession:
+        with self._lock:
+            if self._session is None:
+                self._session = self._open()
+            return self._session
+
+
 class Runtime:
     """A loaded model directory. Construct with :meth:`load`."""
 
     def __init__(
         self,
         model_dir: Path,
-        step: ort.InferenceSession,
+        step: Callable[[], ort.InferenceSession],
         sequence: ort.InferenceSession,
         meta: ArtifactMetadata,
         files: dict[str, int],
@@ -109,7 +130,7 @@ class Runtime:
     ) -> None:
         self.model_dir = model_dir
         self.precision = precision  # which pair of files is loaded: "fp32", "int8" or "int8w"
-        self.step_session = step
+        self._step = _OnFirstUse(step)  # shared with views (copy.copy keeps the same holder)
         self.sequence_session = sequence
         self.meta = meta
         self.files = files
@@ -118,6 +139,15 @@ class Runtime:
         self.scorer = Scorer(sequence, initial, chunk_tokens=chunk_tokens, checkpoint=checkpoint)
         self.initial_state = self.scorer.start_state()  # [L, 1, S]
         self.cache = PrefixCache(cache_size)
+
+    @property
+    def step_session(self) -> ort.InferenceSession:
+        """The step graph's session, opened on first use (once, whichever thread asks first)."""
+        return self._step.get()
+
+    @property
+    def step_loaded(self) -> bool:
+        return self._step.opened
 
     @property
     def int8(self) -> bool:
@@ -185,8 +215,13 @@ class Runtime:
             raise ModelLoadError(f"{step_path}: {err}") from err
         _check_graph(step, step_path, STEP_GRAPH, meta)
         _check_graph(sequence, seq_path, SEQUENCE_GRAPH, meta)
+        del step  # checked; reopened on first use (the step property)
         files = {p.name: p.stat().st_size for p in sorted(model_dir.glob("*.onnx"))}
-        return cls(model_dir, step, sequence, meta, files, chunk_tokens, cache_size, precision)
+
+        def open_step() -> ort.InferenceSession:
+            return _session(step_path, device, threads)
+
+        return cls(model_dir, open_step, sequence, meta, files, chunk_tokens, cache_size, precision)
 
     def view(self, scorer: Scorer, on_lookup: Callable[[str], None] | None = None) -> Runtime:
         """The same loaded model with another scorer (e.g. batched) and a prefix cache of its own."""

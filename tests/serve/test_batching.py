@@ -126,7 +126,7 @@ def test_models_describes_the_batching_knobs(model_dir: Path) -> None:
     with TestClient(create_app(settings)) as c:
         server = c.get("/v1/models").json()["server"]
     assert server["batch_streams"] == 12 and server["batch_wait_ms"] == 0.0
-    assert server["max_inflight"] == 24  # default: 2 x LNRNN_BATCH_STREAMS
+    assert server["max_inflight"] == 20  # default: LNRNN_BATCH_STREAMS + 8
     with TestClient(create_app(settings_for(model_dir, batch_streams=1))) as c:
         assert c.get("/v1/models").json()["server"]["max_inflight"] == 4  # without batching, as before
 

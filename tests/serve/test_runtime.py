@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -150,3 +152,26 @@ def test_generate_is_valid_utf8_and_seeded() -> None:
     assert a != generate(fake, b"x", 300, 1.0, 0, seed=8)  # type: ignore[arg-type]
     greedy = generate(fake, b"", 20, 1.0, 1, seed=0)  # type: ignore[arg-type]
     assert len(greedy) == 20
+
+
+def test_step_graph_is_opened_only_when_something_runs_it(tiny: TinyModel) -> None:
+    """Serving scores on the sequence graph: the step graph is checked at load, then held only once used."""
+    runtime = Runtime.load(tiny.dir)
+    runtime.score(TEXT)
+    runtime.context(TEXT)
+    view = runtime.view(runtime.scorer)
+    assert not runtime.step_loaded and not view.step_loaded
+    state = runtime.initial_state
+    logprobs, _ = view.step_session.run(None, {"token": np.array([256], dtype=np.int64), "state": state})
+    assert runtime.step_loaded, "a view and its runtime share one step session"
+    assert view.step_session is runtime.step_session
+    fed = runtime.scorer.feed(np.array([256]), runtime.scorer.start_state())
+    np.testing.assert_allclose(logprobs[0], fed.last[0], atol=1e-5)
+
+
+def test_a_broken_step_graph_still_fails_at_load(tiny: TinyModel, tmp_path: Path) -> None:
+    broken = tmp_path / "model"
+    shutil.copytree(tiny.dir, broken)
+    (broken / "step.onnx").write_bytes(b"not an onnx file")
+    with pytest.raises(ModelLoadError):
+        Runtime.load(broken, precision="fp32")
