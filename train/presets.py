@@ -160,6 +160,34 @@ PRESETS: dict[str, dict[str, Any]] = {
         "max_minutes": 0.0,
         "eval_interval": 1500,
     },
+    # The size ladder: the ``mix`` recipe (Adam, cosine, 64 x 128; lr 3e-3 for the smallest) on the broad
+    # mix, without dropout or weight drop (at these sizes the models underfit 27.8 MB). Cell and shape chosen
+    # at an equal parameter budget by 600-step runs on a 3 MB sample of the mix (docs/ladder.md); the two
+    # ladder runs train side by side, one thread each.
+    "ladder-1m": {  # int8 files (step + sequence) within 1 MiB: 2 x 176, 421,777 parameters
+        "cell": "gru",
+        "norm": "layer",
+        "hidden": 176,
+        "layers": 2,
+        "batch_size": 64,
+        "bptt": 128,
+        "lr": 2e-3,
+        "schedule": "cosine",
+        "max_steps": 4500,
+        "eval_interval": 4500,
+    },
+    "ladder-256k": {  # int8 files within 256 KiB: 2 x 64, 67,521 parameters (2 x 80 made 341 KiB)
+        "cell": "gru",
+        "norm": "layer",
+        "hidden": 64,
+        "layers": 2,
+        "batch_size": 64,
+        "bptt": 128,
+        "lr": 3e-3,
+        "schedule": "cosine",
+        "max_steps": 12000,
+        "eval_interval": 12000,
+    },
     # Hafner's LN-GRU on text8: one layer of 2000 units, batch 100, sequence 200, Adam with a fixed lr.
     "hafner-text8": {
         "cell": "gru",
