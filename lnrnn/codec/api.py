@@ -12,10 +12,10 @@ import numpy as np
 import onnxruntime as ort
 
 from lnrnn import __version__
-from lnrnn.codec import container
+from lnrnn.codec import container, integer, registry
 from lnrnn.codec.container import Header
 from lnrnn.codec.engine import DEFAULT_BLOCK_SIZE, DEFAULT_LANES, Layout, Progress, no_checkpoint, run
-from lnrnn.codec.errors import ChecksumMismatch, ModelMismatch
+from lnrnn.codec.errors import ChecksumMismatch, ContainerError, ModelMismatch
 from lnrnn.codec.model import StepGraph
 
 
@@ -48,16 +48,28 @@ def compress(
     lanes: int = DEFAULT_LANES,
     progress: Progress | None = None,
     checkpoint: Callable[[], None] = no_checkpoint,
+    version: int = 1,
 ) -> Compressed:
-    """The container of ``data`` (any bytes, empty too)."""
+    """The container of ``data`` (any bytes, empty too) in format ``version``: 1 (float probabilities
+    from the step graph, constriction) or 2 (integer probabilities derived from ``step.onnx``, rANS:
+    the same archive and the same decoding on every machine; ``lnrnn.codec.integer``)."""
     if block_size < 1:
         raise ValueError(f"block size must be >= 1, got {block_size}")
+    network, graph = _format(graph, version)
     layout = Layout(len(data), block_size, lanes)
     coded = run(
-        graph, layout, adaptive=adaptive, data=data, encode=True, progress=progress, checkpoint=checkpoint
+        graph,
+        layout,
+        adaptive=adaptive,
+        data=data,
+        encode=True,
+        progress=progress,
+        checkpoint=checkpoint,
+        network=network,
     )
     assert coded.payloads is not None
     header = Header(
+        version=version,
         adaptive=adaptive,
         int8=graph.int8,
         lanes=lanes,
@@ -65,10 +77,17 @@ def compress(
         length=len(data),
         fingerprint=graph.fingerprint,
         content_crc=zlib.crc32(data),
-        producer=producer(),
+        producer=integer.producer() if network is not None else producer(),
         payload_sizes=tuple(len(p) for p in coded.payloads),
     )
     return Compressed(container.pack(header, coded.payloads), header, float(coded.nats.sum()))
+
+
+def _format(graph: StepGraph, version: int) -> tuple[integer.IntegerNetwork | None, StepGraph]:
+    """Format 2's integer network (and the fp32 graph it comes from), or none for format 1."""
+    if version not in container.VERSIONS:
+        raise ValueError(f"format version must be one of {container.VERSIONS}, got {version}")
+    return integer.network_for(graph) if version == 2 else (None, graph)
 
 
 def information(
@@ -80,50 +99,105 @@ def information(
     lanes: int = DEFAULT_LANES,
     progress: Progress | None = None,
     checkpoint: Callable[[], None] = no_checkpoint,
+    version: int = 1,
 ) -> float:
-    """-ln p(data) in nats under the model ``compress`` codes with (same blocks, same lanes): the
-    payload of ``compress`` is this many bits (``lnrnn.bpc.nats_to_bits``) plus the range coder's few
-    bytes per block (``overhead_bound``)."""
+    """-ln p(data) in nats under the model ``compress`` codes with (same blocks, same lanes, same
+    format): the payload of ``compress`` is this many bits (``lnrnn.bpc.nats_to_bits``) plus the coder's
+    few bytes per block (``overhead_bound``)."""
+    network, graph = _format(graph, version)
     layout = Layout(len(data), block_size, lanes)
-    coded = run(graph, layout, adaptive=adaptive, data=data, progress=progress, checkpoint=checkpoint)
+    coded = run(
+        graph,
+        layout,
+        adaptive=adaptive,
+        data=data,
+        progress=progress,
+        checkpoint=checkpoint,
+        network=network,
+    )
     return float(coded.nats.sum())
 
 
 def check_model(header: Header, graph: StepGraph) -> None:
-    """``ModelMismatch`` unless ``graph`` is the step graph the container was made with."""
+    """``ModelMismatch`` unless ``graph`` is the step graph the container was made with; the message says
+    which shipped (or once shipped) model it was, when that is known."""
     if header.fingerprint != graph.fingerprint or header.precision != graph.precision:
         raise ModelMismatch(
             f"compressed with another model: fingerprint {header.fingerprint.hex()[:16]} "
-            f"({header.precision}), but {graph.file} is {graph.fingerprint.hex()[:16]}; decompress with "
-            "the model directory that compressed it (--model)"
+            f"({header.precision}), but {graph.file} is {graph.fingerprint.hex()[:16]}; "
+            f"{registry.hint(header)}"
         )
+
+
+def checksum_message(written_by: str, read_by: str) -> str:
+    """The one line for decoded bytes that fail the CRC: what wrote the file and what reads it, since the
+    probabilities (floats) are only reproduced by the same versions on the same kind of CPU."""
+    if written_by == read_by:
+        return (
+            f"decoded bytes do not match the checksum (CRC-32); written and read by the same versions "
+            f"({read_by}): the file is corrupted, or it was written on another kind of CPU"
+        )
+    return (
+        f"decoded bytes do not match the checksum (CRC-32): {_sides(written_by, read_by)}: decompress with "
+        "the versions that wrote it, on the same kind of CPU, or the file is corrupted"
+    )
+
+
+def _sides(written_by: str, read_by: str) -> str:
+    """``written by ...; read by ... (differs: onnxruntime 1.20.0 -> 1.22.0)``."""
+    before, after = _versions(written_by), _versions(read_by)
+    changed = ", ".join(f"{k} {v} -> {after.get(k, '?')}" for k, v in before.items() if v != after.get(k))
+    return f"written by {written_by}; read by {read_by}" + (f" (differs: {changed})" if changed else "")
+
+
+def _versions(producer: str) -> dict[str, str]:
+    """``"lnrnn 0.1.0, onnxruntime 1.22.0"`` -> ``{"lnrnn": "0.1.0", "onnxruntime": "1.22.0"}``."""
+    return {name: version for name, _, version in (part.rpartition(" ") for part in producer.split(", "))}
 
 
 def decompress(
     blob: bytes,
-    graph: StepGraph,
+    graph: StepGraph | None = None,
     *,
     progress: Progress | None = None,
     checkpoint: Callable[[], None] = no_checkpoint,
 ) -> bytes:
-    """The original bytes; ``CodecError`` (one line) for a bad container, another model or a bad CRC."""
+    """The original bytes; ``CodecError`` (one line) for a bad container, another model or a bad CRC.
+    Without ``graph`` the shipped model whose fingerprint the header names decodes it (``registry``)."""
     header, payloads = container.unpack(blob)
+    if graph is None:
+        graph = registry.graph_for(header)
     check_model(header, graph)
+    network, graph = _format(graph, header.version)
     layout = Layout(header.length, header.block_size, header.lanes)
-    coded = run(
-        graph, layout, adaptive=header.adaptive, payloads=payloads, progress=progress, checkpoint=checkpoint
-    )
+    try:
+        coded = run(
+            graph,
+            layout,
+            adaptive=header.adaptive,
+            payloads=payloads,
+            progress=progress,
+            checkpoint=checkpoint,
+            network=network,
+        )
+    except ContainerError as err:  # the range decoder refused the words: other versions compute other floats
+        if header.producer == producer() or network is not None:  # format 2: the same on every machine
+            raise
+        raise ContainerError(f"{err}; {_sides(header.producer, producer())}") from None
     assert coded.data is not None
     if zlib.crc32(coded.data) != header.content_crc:
-        raise ChecksumMismatch(
-            "decoded data does not match the checksum: the model/onnxruntime/CPU differs from the "
-            f"encoder's ({header.producer}) or the file is corrupted"
-        )
+        if network is not None:
+            raise ChecksumMismatch(
+                "decoded bytes do not match the checksum (CRC-32): the file is corrupted (format 2 decodes "
+                "to the same bytes with any versions and CPU)"
+            )
+        raise ChecksumMismatch(checksum_message(header.producer, producer()))
     return coded.data
 
 
 def overhead_bound(n_blocks: int) -> int:
     """Most bytes the range coder adds to ceil(information in bits / 8) over a container's payloads:
     its final state (up to two 32-bit words) per block; the 24-bit quantization of probabilities >= 2^-20
-    adds well under one more byte per block at these block sizes (tests/codec measure it)."""
+    adds well under one more byte per block at these block sizes (tests/codec measure it). Format 2's rANS
+    adds 4 to 8 bytes per block (its 64-bit final state, ``lnrnn.codec.integer.rans``)."""
     return 8 * n_blocks + math.ceil(n_blocks / 8)

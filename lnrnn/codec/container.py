@@ -4,8 +4,11 @@
 offset size field
 ====== ==== ===============================================================================================
 0      4    magic ``b"LNRZ"``
-4      1    format version (1): fixes the block layout, the adaptive model and the coder's settings
-5      1    flags: bit 0 adaptive mixing on, bit 1 the int8 step graph (else fp32); other bits 0
+4      1    format version: fixes the block layout, the adaptive model and the coder's settings. 1: float
+            probabilities from the step graph (ONNX Runtime) and constriction's range coder; 2: integer
+            probabilities (lnrnn.codec.integer, derived from ``step.onnx``) and rANS, the same on any machine
+5      1    flags: bit 0 adaptive mixing on, bit 1 the int8 step graph (else fp32; always 0 in version 2,
+            whose integer network is built from the fp32 ``step.onnx``); other bits 0
 6      1    lanes: the blocks are split in this many contiguous groups, each coded in lockstep (engine.py)
 7      1    P: length of the producer string
 8      4    block size in bytes (every block but the last is this long)
@@ -17,7 +20,8 @@ offset size field
             in the error when the decoded bytes do not match the CRC
 40+P   4n   payload size in bytes of each block, in block order (a multiple of 4: 32-bit words)
 40+P+4n 4   CRC-32 of every byte above (header and block table)
-44+P+4n     the payloads, one per block, in block order: the range coder's 32-bit words, little-endian
+44+P+4n     the payloads, one per block, in block order: the coder's 32-bit words, little-endian (version
+            2: lnrnn.codec.integer.rans)
 ====== ==== ===============================================================================================
 
 "Container overhead" = everything but the payloads: 44 + P + 4n bytes.
@@ -29,10 +33,12 @@ import struct
 import zlib
 from dataclasses import dataclass
 
+from lnrnn import __version__
 from lnrnn.codec.errors import ContainerError
 
 MAGIC = b"LNRZ"
-VERSION = 1
+VERSION = 2  # the newest format version this lnrnn reads and writes
+VERSIONS = (1, 2)
 FLAG_ADAPTIVE = 1
 FLAG_INT8 = 2
 KNOWN_FLAGS = FLAG_ADAPTIVE | FLAG_INT8
@@ -55,6 +61,7 @@ class Header:
     content_crc: int
     producer: str
     payload_sizes: tuple[int, ...]
+    version: int = 1
 
     @property
     def n_blocks(self) -> int:
@@ -82,9 +89,11 @@ def pack(header: Header, payloads: list[bytes]) -> bytes:
     if [len(p) for p in payloads] != list(header.payload_sizes) or len(payloads) != header.n_blocks:
         raise ValueError("payload sizes do not match the header")
     flags = (FLAG_ADAPTIVE if header.adaptive else 0) | (FLAG_INT8 if header.int8 else 0)
+    if header.version not in VERSIONS:
+        raise ValueError(f"format version {header.version} is not one of {VERSIONS}")
     fixed = _FIXED.pack(
         MAGIC,
-        VERSION,
+        header.version,
         flags,
         header.lanes,
         len(producer),
@@ -107,10 +116,17 @@ def unpack(blob: bytes) -> tuple[Header, list[bytes]]:
     magic, version, flags, lanes, n_producer, block_size, length, fingerprint, crc = _FIXED.unpack_from(blob)
     if magic != MAGIC:
         raise ContainerError("not an lnrnn compressed file (no LNRZ header)")
-    if version != VERSION:
+    if version not in VERSIONS:
+        # another format may lay its header out otherwise, so its CRC cannot be checked here: a version
+        # above ours is taken for a newer lnrnn's file
+        why = (
+            "it was written by a newer lnrnn: upgrade lnrnn to decompress it"
+            if version > VERSION
+            else "the file is corrupted or was not written by lnrnn"
+        )
         raise ContainerError(
-            f"format version {version} is not supported (this lnrnn reads version {VERSION}); "
-            "decompress it with the lnrnn that made it"
+            f"format version {version} is not supported (this lnrnn {__version__} reads format versions up "
+            f"to {VERSION}): {why}"
         )
     start = _FIXED.size
     if block_size < 1 or flags & ~KNOWN_FLAGS or not 1 <= lanes <= MAX_LANES:
@@ -145,6 +161,7 @@ def unpack(blob: bytes) -> tuple[Header, list[bytes]]:
         content_crc=crc,
         producer=producer,
         payload_sizes=sizes,
+        version=version,
     )
     return header, payloads
 

@@ -24,15 +24,19 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from lnrnn.codec.coder import LaneDecoder, LaneEncoder
 from lnrnn.codec.container import blocks_for
-from lnrnn.codec.errors import ContainerError
+from lnrnn.codec.errors import CodecError, ContainerError
 from lnrnn.codec.mixer import AdaptiveMixer, NeuralOnly, Predictor
 from lnrnn.codec.model import StepGraph
 from lnrnn.contract import BOS_ID
+
+if TYPE_CHECKING:  # format 1's coder imports constriction, which format 2 does not need (no aarch64 wheel)
+    from lnrnn.codec.coder import LaneDecoder, LaneEncoder
+    from lnrnn.codec.integer.network import IntegerNetwork
 
 DEFAULT_BLOCK_SIZE = 16 * 1024
 DEFAULT_LANES = 2
@@ -103,8 +107,10 @@ def run(
     encode: bool = False,
     progress: Progress | None = None,
     checkpoint: Callable[[], None] = no_checkpoint,
+    network: IntegerNetwork | None = None,
 ) -> Coded:
-    """Score (``data``), encode (``data`` and ``encode``) or decode (``payloads``) every block."""
+    """Score (``data``), encode (``data`` and ``encode``) or decode (``payloads``) every block; with
+    ``network``, format 2 (integer network and rANS, lnrnn.codec.integer) instead of format 1."""
     all_lengths = layout.block_lengths()
     lanes = []
     for blocks in layout.lane_blocks():
@@ -124,10 +130,6 @@ def run(
             done[0] += n
 
     def work(lane: Lane, main: bool) -> None:
-        decoder = None
-        if payloads is not None:
-            decoder = LaneDecoder(payloads[lane.blocks.start : lane.blocks.stop])
-        encoder = LaneEncoder(lane.lengths) if encode else None
         reported = 0
 
         def step_hook() -> None:
@@ -141,9 +143,26 @@ def run(
                     progress(now - reported)
                     reported = now
 
-        _lane_loop(graph, lane, predictor(adaptive, lane), encoder, decoder, tick, step_hook)
-        if encoder is not None:
-            lane.payloads = encoder.finish(int(lane.lengths.max()))
+        mine = payloads[lane.blocks.start : lane.blocks.stop] if payloads is not None else None
+        if network is not None:
+            from lnrnn.codec.integer.lane import code_lane, integer_predictor
+
+            model = integer_predictor(adaptive, lane.history, lane.lengths)
+            code_lane(network, lane, model, encode=encode, payloads=mine, tick=tick, hook=step_hook)
+        else:
+            try:
+                from lnrnn.codec.coder import LaneDecoder, LaneEncoder
+            except ImportError as err:
+                raise CodecError(
+                    f"format 1 needs the constriction package ({err.msg}; it has no wheel for Linux on ARM): "
+                    "use format 2 (lnrnn compress --format 2), which needs none"
+                ) from None
+
+            decoder = LaneDecoder(mine) if mine is not None else None
+            encoder = LaneEncoder(lane.lengths) if encode else None
+            _lane_loop(graph, lane, predictor(adaptive, lane), encoder, decoder, tick, step_hook)
+            if encoder is not None:
+                lane.payloads = encoder.finish(int(lane.lengths.max()))
         if main and progress is not None:
             while any(t.is_alive() for t in threads):  # keep the bar moving while the others finish
                 for t in threads:
@@ -167,6 +186,10 @@ def run(
             stop.set()
 
     threads = [threading.Thread(target=guarded, args=(lane,), daemon=True) for lane in lanes[1:]]
+    if network is not None:  # one BLAS thread per lane: the lanes are the parallelism (exact either way)
+        from lnrnn.codec.integer import one_blas_thread
+
+        blas = one_blas_thread()
     for t in threads:
         t.start()
     try:
@@ -180,6 +203,8 @@ def run(
     finally:
         for t in threads:
             t.join()
+        if network is not None:
+            blas.restore()
     if errors:
         raise errors[0]
     nats = np.concatenate([lane.nats for lane in lanes]) if lanes else np.zeros(0)

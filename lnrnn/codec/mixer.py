@@ -147,10 +147,21 @@ class AdaptiveMixer:
     def predict(self, t: int, k: int, logp: np.ndarray) -> np.ndarray:
         x = self.inputs[:k]
         x[:, 0] = logp[:, :N_SYMBOLS]
+        idx, sel, pred, has_match = self._contexts(k)
+        np.take(self.log_count, self.counts[idx], out=x[:, 1:])
+        w = self.weights[sel].sum(axis=1)  # [k, n_weights]
+        z = (x * w[:, : self.n_dense, None]).sum(axis=1)
+        z[self.row_ids[:k], pred] += np.where(has_match, w[:, -1], np.float32(0))
+        p = distribution(z)
+        self._idx, self._sel, self._pred, self._has_match, self._p = idx, sel, pred, has_match, p
+        return p
+
+    def _contexts(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The first k rows' count slots [k, orders], weight selectors [k, 4] (offsets added), the match
+        model's predicted byte [k] and whether it has a match [k] (integers only; format 2 shares them)."""
         ctx = self.ctx[:k]
         idx = (((ctx[:, None] & self.mask) + self.add) * self.mult >> self.shift).astype(np.int64)
         idx += self.offset
-        np.take(self.log_count, self.counts[idx], out=x[:, 1:])
         seen = np.count_nonzero(self.totals[idx], axis=1)
         ptr = self.match_ptr[:k]
         has_match = ptr >= 0
@@ -162,12 +173,7 @@ class AdaptiveMixer:
         sel[:, 2] = ctx & np.uint64(0xFFFF)
         sel[:, 3] = np.minimum(self.column[:k], COLUMNS - 1)
         sel += self.sel_offset
-        w = self.weights[sel].sum(axis=1)  # [k, n_weights]
-        z = (x * w[:, : self.n_dense, None]).sum(axis=1)
-        z[self.row_ids[:k], pred] += np.where(has_match, w[:, -1], np.float32(0))
-        p = distribution(z)
-        self._idx, self._sel, self._pred, self._has_match, self._p = idx, sel, pred, has_match, p
-        return p
+        return idx, sel, pred, has_match
 
     def update(self, t: int, k: int, symbols: np.ndarray) -> None:
         cfg = self.cfg
@@ -183,7 +189,11 @@ class AdaptiveMixer:
         np.add.at(
             self.weights_flat, where, np.broadcast_to(grad[:, None, :], (*sel.shape, self.n_weights)).ravel()
         )
-        # context counts
+        self._observe(t, k, sym, idx)
+
+    def _observe(self, t: int, k: int, sym: np.ndarray, idx: np.ndarray) -> None:
+        """Learn the coded bytes ``sym`` (int64 [k]): context counts, match model, column, last bytes."""
+        cfg = self.cfg
         np.add.at(self.counts_flat, (idx * N_SYMBOLS + sym[:, None]).ravel(), self.ones[: idx.size])
         np.add.at(self.totals, idx.ravel(), 1)
         full = idx[self.totals[idx] > cfg.count_limit]

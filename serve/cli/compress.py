@@ -13,7 +13,8 @@ from lnrnn.errors import UserError
 from lnrnn.serve.cli.streams import echo, progress_bar, read_input, write_output
 
 if TYPE_CHECKING:
-    from lnrnn.codec import StepGraph
+    from lnrnn.codec import Header, StepGraph
+    from lnrnn.serve.config import Settings
 
 WithModel = Callable[..., argparse.ArgumentParser]
 
@@ -29,9 +30,9 @@ def register(with_model: WithModel) -> None:
         "compress",
         help="compress files losslessly with the model (range coding + adaptive mixing), as gzip does",
         description=f"Compress any bytes: FILE becomes FILE{SUFFIX} beside it and FILE is kept; - (or no "
-        "FILE) reads standard input and writes standard output. The same model directory (and lnrnn, "
-        "onnxruntime, numpy and CPU kind) must decompress it: the container records the model's "
-        "fingerprint and a CRC.",
+        "FILE) reads standard input and writes standard output. The same model directory (and, for format "
+        "1, the same lnrnn, onnxruntime, numpy and CPU kind; format 2 decodes anywhere) must decompress it: "
+        "the container records the model's fingerprint and a CRC.",
     )
     _common_options(p)
     p.add_argument(
@@ -44,14 +45,25 @@ def register(with_model: WithModel) -> None:
         help=f"bytes per independently started block (default {DEFAULT_BLOCK_SIZE}): smaller is faster on "
         "short inputs, larger compresses slightly better",
     )
+    p.add_argument(
+        "--format",
+        type=int,
+        choices=(1, 2),
+        default=1,
+        help="1 (default): float probabilities from the step graph, decoded only by the same onnxruntime, "
+        "numpy and CPU kind; 2: integer probabilities computed from step.onnx, the same archive and "
+        "decoding on any machine and library version (--precision is ignored)",
+    )
     p.set_defaults(handler=compress)
 
     p = with_model(
         "decompress",
         help=f"decompress files made by `lnrnn compress` (FILE{SUFFIX} becomes FILE; same model)",
-        description=f"Restore the original bytes: FILE{SUFFIX} becomes FILE, FILE{SUFFIX} is kept. Fails "
-        "with one line (exit 2) for another model, a corrupted or truncated file, or decoded bytes that do "
-        "not match the stored CRC; with several files the others are still done.",
+        description=f"Restore the original bytes: FILE{SUFFIX} becomes FILE, FILE{SUFFIX} is kept. Without "
+        "--model the archive's model is found by the fingerprint it records, among $LNRNN_MODEL_DIR and the "
+        "shipped models; with --model that directory must be the one. Fails with one line (exit 2) for a "
+        "model that is not there (naming it when known), a corrupted or truncated file, or decoded bytes "
+        "that do not match the stored CRC; with several files the others are still done.",
     )
     _common_options(p)
     p.add_argument(
@@ -142,8 +154,7 @@ def _original_name(name: str) -> str:
     return name[: -len(SUFFIX)]
 
 
-def _graph(args: argparse.Namespace, precision: str | None = None) -> StepGraph:
-    from lnrnn.codec import StepGraph
+def _codec_settings(args: argparse.Namespace) -> Settings:
     from lnrnn.serve.cli.commands import _settings
 
     settings = _settings(args)
@@ -152,7 +163,14 @@ def _graph(args: argparse.Namespace, precision: str | None = None) -> StepGraph:
             "compression runs on the CPU only (the decoder must reproduce the encoder's floats); drop "
             "--device cuda"
         )
-    return StepGraph.load(settings.model_dir, precision or settings.precision)
+    return settings
+
+
+def _graph(args: argparse.Namespace) -> StepGraph:
+    from lnrnn.codec import StepGraph
+
+    settings = _codec_settings(args)
+    return StepGraph.load(settings.model_dir, settings.precision)
 
 
 def _rate(n: int, seconds: float) -> str:
@@ -179,8 +197,14 @@ def compress(args: argparse.Namespace) -> int:
 
     if args.block_size < 1:
         raise UserError(f"--block-size must be at least 1, got {args.block_size}")
-    graph = _graph(args)
+    if args.format == 2:  # derived from the fp32 step.onnx whatever --precision says
+        from lnrnn.codec import StepGraph
+
+        graph = StepGraph.load(_codec_settings(args).model_dir, "fp32")
+    else:
+        graph = _graph(args)
     mode = "neural only" if args.neural_only else "adaptive"
+    numbers = "format 2 (integer)" if args.format == 2 else graph.precision
 
     def one(source: str, data: bytes) -> tuple[bytes, str]:
         start = time.perf_counter()
@@ -190,11 +214,12 @@ def compress(args: argparse.Namespace) -> int:
             adaptive=not args.neural_only,
             block_size=args.block_size,
             progress=progress_bar("compressing", len(data)),
+            version=args.format,
         )
         seconds = time.perf_counter() - start
         bpb = f"{8 * len(result.blob) / len(data):.3f} bits/byte" if data else "empty input"
         summary = (
-            f"{source} {len(data):,} -> {len(result.blob):,} bytes ({bpb}, {mode}, {graph.precision}, "
+            f"{source} {len(data):,} -> {len(result.blob):,} bytes ({bpb}, {mode}, {numbers}, "
             f"{result.header.n_blocks} blocks) in {seconds:.1f} s, {_rate(len(data), seconds)}"
         )
         return result.blob, summary
@@ -206,13 +231,30 @@ def decompress(args: argparse.Namespace) -> int:
     from lnrnn.codec import decompress as decode
     from lnrnn.codec import unpack
 
-    graphs: dict[str, StepGraph] = {}  # by precision: several archives load the model once
+    graphs: dict[tuple[Path, str], StepGraph] = {}  # several archives load each model once
+
+    def graph_for(header: Header) -> StepGraph:
+        from lnrnn.codec import ModelMismatch, StepGraph, registry
+
+        settings = _codec_settings(args)
+        if args.model_dir is not None:  # the directory given, which decode checks against the header
+            model_dir = Path(settings.model_dir)
+            step = model_dir / registry.STEP_FILES[header.precision]
+            if model_dir.is_dir() and not step.is_file():  # not "use fp32 or auto": the header decides
+                raise ModelMismatch(
+                    f"compressed with another model: fingerprint {header.fingerprint.hex()[:16]} "
+                    f"({header.precision}), but {model_dir} has no {step.name}; {registry.hint(header)}"
+                )
+        else:  # the one that made it: the configured model or any shipped one with its fingerprint
+            model_dir = registry.require(header, first=[settings.model_dir])
+        key = (model_dir.resolve(), header.precision)
+        if key not in graphs:
+            graphs[key] = StepGraph.load(model_dir, header.precision)
+        return graphs[key]
 
     def one(source: str, blob: bytes) -> tuple[bytes, str]:
         header, _ = unpack(blob)  # a bad file fails here, before the model loads
-        graph = graphs.get(header.precision) or graphs.setdefault(
-            header.precision, _graph(args, header.precision)
-        )
+        graph = graph_for(header)
         start = time.perf_counter()
         data = decode(blob, graph, progress=progress_bar("decompressing", header.length))
         seconds = time.perf_counter() - start

@@ -26,6 +26,7 @@ from lnrnn.codec import (
     compress,
     decompress,
     information,
+    registry,
     unpack,
 )
 from lnrnn.serve.config import Settings
@@ -52,7 +53,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": description}
     for status, description in (
         (401, "LNRNN_API_KEY is set and the bearer token is missing or wrong"),
-        (409, "model_mismatch: the container was made with another model or precision"),
+        (
+            409,
+            "model_mismatch: neither the served model nor a shipped one made the container (the message "
+            "names the model when it is known)",
+        ),
         (413, "the bytes (or the container's original length) are over LNRNN_MAX_TEXT_BYTES"),
         (415, "the body is not sent as application/octet-stream"),
         (
@@ -144,7 +149,8 @@ async def compress_bytes(
     response_class=Response,
     responses=BYTES_OUT,
     openapi_extra=BYTES_IN,
-    summary="restore the bytes of a container made by /v1/compress or `lnrnn compress` (same model)",
+    summary="restore the bytes of a container made by /v1/compress or `lnrnn compress` (the served model or "
+    "a shipped one, found by the container's fingerprint)",
 )
 async def decompress_bytes(
     request: Request, runtime: RuntimeDep, settings: SettingsDep, gate: GateDep
@@ -155,9 +161,14 @@ async def decompress_bytes(
     except ContainerError as err:
         raise InvalidContainer(str(err)) from None
     _check_length(header.length, settings)
-    data = await _run(
-        gate, lambda: decompress(blob, step_graph(runtime, header.precision), checkpoint=checkpoint)
-    )
+
+    def job() -> bytes:
+        # the served model, else any shipped model with the fingerprint the header names (hashing the
+        # candidates takes a while the first time, so it runs here, in the job, not in the event loop)
+        model_dir = registry.require(header, first=[runtime.model_dir])
+        return decompress(blob, _graph(model_dir.resolve(), header.precision), checkpoint=checkpoint)
+
+    data = await _run(gate, job)
     return Response(data, media_type=OCTET)
 
 
