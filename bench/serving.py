@@ -67,7 +67,6 @@ def rss_mib(pid: int) -> dict[str, float]:
     return {"rss_mib": values.get("VmRSS", 0.0), "peak_rss_mib": values.get("VmHWM", 0.0)}
 
 
-@contextlib.contextmanager
 def model_config(model: Path) -> dict[str, Any]:
     """The served model's shape, from its step graph's lnrnn metadata (for the compute bound)."""
     session = ort.InferenceSession(str(model / STEP_FILE), providers=["CPUExecutionProvider"])
@@ -75,6 +74,7 @@ def model_config(model: Path) -> dict[str, Any]:
     return {k: getattr(config, k) for k in ("cell", "layers", "hidden", "embedding", "parameters")}
 
 
+@contextlib.contextmanager
 def running_server(
     model: Path, log_path: Path, timeout: float = 60.0, env: dict[str, str] | None = None
 ) -> Iterator[tuple[str, int, float]]:
