@@ -15,8 +15,6 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from hypothesis import HealthCheck, example, given, settings
-from hypothesis import strategies as st
 from onnx import numpy_helper
 
 from lnrnn.cli import main
@@ -37,26 +35,6 @@ def roundtrip(data: bytes, graph: StepGraph, **kw: object) -> bytes:
     blob = compress(data, graph, version=2, **kw).blob  # type: ignore[arg-type]
     assert decompress(blob, graph) == data
     return blob
-
-
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(
-    data=st.one_of(
-        st.binary(max_size=4 * BLOCK + 3),
-        st.integers(1, 4).flatmap(lambda n: st.binary(min_size=n * BLOCK - 1, max_size=n * BLOCK + 1)),
-    ),
-    adaptive=st.booleans(),
-    lanes=st.integers(1, 3),
-)
-@example(data=b"", adaptive=True, lanes=2)
-@example(data=b"\x00", adaptive=True, lanes=2)
-@example(data=b"x" * BLOCK, adaptive=True, lanes=2)
-@example(data=b"y" * (BLOCK + 1), adaptive=False, lanes=2)
-def test_any_bytes_round_trip(graph: StepGraph, data: bytes, adaptive: bool, lanes: int) -> None:
-    blob = roundtrip(data, graph, adaptive=adaptive, block_size=BLOCK, lanes=lanes)
-    header, payloads = unpack(blob)
-    assert header.version == 2 and header.adaptive is adaptive and not header.int8
-    assert header.length == len(data) and header.n_blocks == len(payloads) == -(-len(data) // BLOCK)
 
 
 def test_empty_one_byte_random_bytes_and_utf8_text(graph: StepGraph) -> None:

@@ -40,11 +40,15 @@ def roundtrip(data: bytes, graph: StepGraph, **kw: object) -> bytes:
 @example(data=b"\x00", adaptive=True, lanes=2)
 @example(data=b"x" * BLOCK, adaptive=True, lanes=2)
 @example(data=b"y" * (BLOCK + 1), adaptive=False, lanes=2)
-def test_any_bytes_round_trip(graph: StepGraph, data: bytes, adaptive: bool, lanes: int) -> None:
-    blob = roundtrip(data, graph, adaptive=adaptive, block_size=BLOCK, lanes=lanes)
+@pytest.mark.parametrize("version", [1, 2])  # format 2 (integer-only) keeps every promise of format 1
+def test_any_bytes_round_trip(
+    graph: StepGraph, version: int, data: bytes, adaptive: bool, lanes: int
+) -> None:
+    blob = roundtrip(data, graph, version=version, adaptive=adaptive, block_size=BLOCK, lanes=lanes)
     header, payloads = unpack(blob)
     assert header.length == len(data) and header.n_blocks == len(payloads) == -(-len(data) // BLOCK)
     assert header.adaptive is adaptive and header.lanes == lanes
+    assert header.version == version and not header.int8  # the fp32 graph: format 2 reads its weights
 
 
 def test_empty_one_byte_and_every_byte_value(graph: StepGraph) -> None:
