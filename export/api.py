@@ -61,7 +61,7 @@ def export_model(
     verify_data: bytes | None = None,
 ) -> ExportReport:
     """Write ``step.onnx`` and ``sequence.onnx`` (+ the quantized files of each precision in ``quantize``:
-    "int8", "int8w" or both) of ``model`` into ``out_dir``, then verify.
+    any of "int8", "int8w" and "int4") of ``model`` into ``out_dir``, then verify.
 
     ``verify_data`` defaults to the packaged 10 kB sample. The report is always written to
     ``out_dir/export_report.json``; if any check failed, :class:`VerificationError` is raised afterwards with

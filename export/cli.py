@@ -9,6 +9,9 @@ from pathlib import Path
 from lnrnn.contract import QUANTIZED_PRECISIONS
 from lnrnn.errors import UserError
 
+BITS_PRECISION = {8: "int8", 4: "int4"}  # `lnrnn quantize --bits N` without --precision
+PRECISION_BITS = {"int8": 8, "int8w": 8, "int4": 4}
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this stage's subcommands to the `lnrnn` parser."""
@@ -16,8 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "export",
         help="export a checkpoint to step.onnx + sequence.onnx and verify them against PyTorch",
         description=(
-            "Write DIR/step.onnx and DIR/sequence.onnx (plus int8 / int8w copies with --quantize) with the "
-            "lnrnn metadata, verify them against the PyTorch model (names, parity, BPC) and write "
+            "Write DIR/step.onnx and DIR/sequence.onnx (plus int8, int8w or int4 copies with --quantize) "
+            "with the lnrnn metadata, verify them against the PyTorch model (names, parity, BPC) and write "
             "DIR/export_report.json. Exits 1 if a check fails, 2 on bad input."
         ),
     )
@@ -35,7 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=_quantize_kinds,
         default=None,
         help="also write quantized graphs, comma-separated: int8 (int8 weights, activations quantized row "
-        "by row) and/or int8w (weight-only int8, fp32 arithmetic: the page's device mode), e.g. int8,int8w",
+        "by row), int8w (weight-only int8, fp32 arithmetic: the page's device mode) and/or int4 (4-bit "
+        "weights, fp32 activations), e.g. int8,int8w",
     )
     parser.add_argument(
         "--verify-data",
@@ -48,12 +52,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     quant = sub.add_parser(
         "quantize",
-        help="(re)write the int8 (or int8w) graphs of an exported model directory",
+        help="(re)write the int8 (or int8w, int4) graphs of an exported model directory",
         description=(
             "Write DIR/step.int8.onnx and DIR/sequence.int8.onnx (--precision int8w: DIR/step.int8w.onnx and "
-            "DIR/sequence.int8w.onnx, weight-only) from the fp32 graphs in DIR, measure BPC(quantized) - "
-            "BPC(fp32) on --data and keep them only within the export's bound; updates that part of "
-            "DIR/export_report.json. Needs no checkpoint. Exits 1 if the files were not kept, 2 on bad input."
+            "DIR/sequence.int8w.onnx, weight-only; --bits 4 or --precision int4: DIR/step.int4.onnx and "
+            "DIR/sequence.int4.onnx, 4-bit weights) from the fp32 graphs in DIR, measure BPC(quantized) - "
+            "BPC(fp32) on --data and keep them only within the export's bound (0.01 bits/byte; 0.03 for "
+            "int4); updates that part of DIR/export_report.json. Needs no checkpoint. Exits 1 if the files "
+            "were not kept, 2 on bad input."
         ),
     )
     quant.add_argument("model", metavar="DIR", type=Path, help="model directory written by `lnrnn export`")
@@ -67,8 +73,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     quant.add_argument(
         "--precision",
         choices=QUANTIZED_PRECISIONS,
-        default="int8",
-        help="int8 (default: int8 weights and activations) or int8w (weight-only int8, fp32 arithmetic)",
+        default=None,
+        help="int8 (default: int8 weights and activations), int8w (weight-only int8, fp32 arithmetic) or "
+        "int4 (4-bit weights, fp32 activations)",
+    )
+    quant.add_argument(
+        "--bits",
+        type=int,
+        choices=sorted(BITS_PRECISION),
+        default=None,
+        help="weight bits: 4 is --precision int4; 8 (the default) is int8, or int8w with --precision int8w",
     )
     quant.set_defaults(handler=run_quantize)
 
@@ -115,9 +129,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     mobile.add_argument("--out", metavar="DIR", type=Path, required=True, help="output directory")
     mobile.add_argument(
         "--precision",
-        choices=("int8", "fp32", "all"),
+        choices=("int8", "int4", "fp32", "all"),
         default="all",
-        help="which graphs (default all that exist: int8 is 4x smaller, fp32 for GPUs/NNAPI)",
+        help="which graphs (default all: the int8 and fp32 ones that exist; int8 is 4x smaller, fp32 for "
+        "GPUs/NNAPI, int4 7x smaller but needs a recent ONNX Runtime with its com.microsoft operators)",
     )
     mobile.add_argument(
         "--target-platform",
@@ -171,11 +186,23 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def quantize_precision(precision: str | None, bits: int | None) -> str:
+    """``lnrnn quantize``'s precision from ``--precision`` and ``--bits`` (either; both must agree)."""
+    if bits is None:
+        return precision or "int8"
+    if precision is None:
+        return BITS_PRECISION[bits]
+    if precision not in PRECISION_BITS or PRECISION_BITS[precision] != bits:
+        raise UserError(f"--bits {bits} contradicts --precision {precision}; pass one of them")
+    return precision
+
+
 def run_quantize(args: argparse.Namespace) -> int:
     from lnrnn.contract import SEQUENCE_FILE, STEP_FILE
     from lnrnn.export.quantize.directory import update_report
     from lnrnn.export.verify.checks import default_verify_data
 
+    precision = quantize_precision(args.precision, args.bits)
     for name in (STEP_FILE, SEQUENCE_FILE):
         if not (args.model / name).is_file():
             raise UserError(f"{args.model / name} does not exist: pass a directory written by `lnrnn export`")
@@ -184,9 +211,9 @@ def run_quantize(args: argparse.Namespace) -> int:
     data = default_verify_data() if args.data is None else args.data.read_bytes()
     if not data:
         raise UserError("--data is empty; it needs at least one byte")
-    section, lines = update_report(args.model, data, args.precision)
+    section, lines = update_report(args.model, data, precision)
     print("\n".join(lines))
-    print(f"{args.precision} ({section['scheme']}): {'kept' if section['kept'] else 'not kept'}")
+    print(f"{precision} ({section['scheme']}): {'kept' if section['kept'] else 'not kept'}")
     return 0 if section["kept"] else 1
 
 

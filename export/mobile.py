@@ -25,13 +25,18 @@ from pathlib import Path
 
 import onnx
 
-from lnrnn.contract import SEQUENCE_FILE, SEQUENCE_INT8_FILE, STEP_FILE, STEP_INT8_FILE
+from lnrnn.contract import PRECISION_FILES, SEQUENCE_FILE, SEQUENCE_INT8_FILE, STEP_FILE, STEP_INT8_FILE
 from lnrnn.errors import UserError
 
 CONFIG_FILE = "required_operators_and_types.config"
 REPORT_FILE = "mobile_report.json"
 PLATFORMS = ("arm", "amd64")  # what the converter's optimiser may specialise for: phones are arm
-GRAPHS = {"fp32": (STEP_FILE, SEQUENCE_FILE), "int8": (STEP_INT8_FILE, SEQUENCE_INT8_FILE)}
+# int4 needs an ONNX Runtime with com.microsoft MatMulNBits and GatherBlockQuantized (uint8 data) on the phone
+GRAPHS = {
+    "fp32": (STEP_FILE, SEQUENCE_FILE),
+    "int8": (STEP_INT8_FILE, SEQUENCE_INT8_FILE),
+    "int4": PRECISION_FILES["int4"],
+}
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ class ExportReport:
     layer_norm_nodes: dict[str, int] = field(default_factory=dict)
     int8: dict[str, Any] | None = None  # bpc, delta, kept, quantized ops per graph
     int8w: dict[str, Any] | None = None  # the same for the weight-only int8 files
+    int4: dict[str, Any] | None = None  # the same for the 4-bit weight files
     checks: list[dict[str, Any]] = field(default_factory=list)  # name, ok, detail
     failures: list[str] = field(default_factory=list)
 

@@ -19,6 +19,9 @@ A model directory holds:
   validation BPC is within ``INT8_MAX_BPC_DELTA`` of the fp32 files (recorded as ``lnrnn.int8_bpc_delta``).
 * optionally ``step.int8w.onnx`` / ``sequence.int8w.onnx``: weight-only int8 (int8 weights turned back into
   fp32 when the file loads, all arithmetic fp32), kept by the same rule and recorded under the same key.
+* optionally ``step.int4.onnx`` / ``sequence.int4.onnx``: 4-bit weights (com.microsoft ``MatMulNBits`` and
+  ``GatherBlockQuantized``), fp32 activations, kept within ``INT4_MAX_BPC_DELTA`` and recorded under the
+  same key. Precision "auto" never picks them: they are asked for by name.
 
 S = H for GRU/MGU and 2H for LSTM (h then c). V = 257: the 256 byte values and BOS = 256.
 A document is scored as [BOS, b0, ..., b(n-1)] from the initial state, so every byte is paid for.
@@ -46,13 +49,17 @@ STEP_INT8_FILE = "step.int8.onnx"
 SEQUENCE_INT8_FILE = "sequence.int8.onnx"
 STEP_INT8W_FILE = "step.int8w.onnx"
 SEQUENCE_INT8W_FILE = "sequence.int8w.onnx"
+STEP_INT4_FILE = "step.int4.onnx"
+SEQUENCE_INT4_FILE = "sequence.int4.onnx"
 # precision -> (step file, sequence file): which pair of files a precision loads
 PRECISION_FILES = {
     "fp32": (STEP_FILE, SEQUENCE_FILE),
     "int8": (STEP_INT8_FILE, SEQUENCE_INT8_FILE),
     "int8w": (STEP_INT8W_FILE, SEQUENCE_INT8W_FILE),
+    "int4": (STEP_INT4_FILE, SEQUENCE_INT4_FILE),
 }
-QUANTIZED_PRECISIONS = ("int8", "int8w")  # what `lnrnn export --quantize` / `lnrnn quantize` can write
+# what `lnrnn export --quantize` / `lnrnn quantize` can write
+QUANTIZED_PRECISIONS = ("int8", "int8w", "int4")
 
 # --- the graphs' inputs and outputs: name, dtype, axes (declared once; exporters and loaders read these) --
 BATCH, TIME, TIME_MINUS_1 = "batch", "time", "time_minus_1"  # dynamic axes
@@ -126,8 +133,10 @@ META_VALID_BPC = "lnrnn.valid_bpc"  # float as text, "" when unknown
 META_TRAIN_DATA = "lnrnn.train_data"  # free text: which data trained it
 META_VERSION = "lnrnn.version"  # lnrnn version that exported it
 META_GRAPH = "lnrnn.graph"  # "step" | "sequence-generic" | "sequence-fast"
-META_INT8_BPC_DELTA = "lnrnn.int8_bpc_delta"  # int8/int8w files only: valid BPC(that file) - BPC(fp32)
+# quantized files only (int8, int8w and int4; the key predates int4): valid BPC(that file) - BPC(fp32)
+META_INT8_BPC_DELTA = "lnrnn.int8_bpc_delta"
 INT8_MAX_BPC_DELTA = 0.01  # int8 files are kept (export) and picked by precision "auto" (serve) within this
+INT4_MAX_BPC_DELTA = 0.03  # int4 files are kept within this: a quarter of int8's bytes for a larger delta
 REQUIRED_META = (META_CONFIG, META_INITIAL_STATE, META_VALID_BPC, META_TRAIN_DATA, META_VERSION)
 
 CELLS = ("gru", "lstm", "mgu")

@@ -1,9 +1,9 @@
-"""Quantize an exported model directory (int8, or weight-only int8w) and keep the files only if the BPC
-stays within bounds.
+"""Quantize an exported model directory (int8, weight-only int8w, or 4-bit weights int4) and keep the files
+only if the BPC stays within bounds.
 
 Reads everything it needs from the fp32 ONNX files (metadata, initial state), so it runs on a directory that
-``lnrnn export`` wrote earlier as well (``lnrnn quantize DIR --data FILE [--precision int8w]``) as during an
-export.
+``lnrnn export`` wrote earlier as well (``lnrnn quantize DIR --data FILE [--precision int8w|int4]``) as
+during an export.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from lnrnn.contract import (
 )
 from lnrnn.errors import UserError
 from lnrnn.export.graphs.onnx_export import get_metadata, set_metadata
+from lnrnn.export.quantize import int4, weights
 from lnrnn.export.quantize import scheme as q
-from lnrnn.export.quantize import weights
 from lnrnn.export.report import REPORT_FILE
 from lnrnn.export.verify import runtime
 from lnrnn.export.verify.checks import Check, Verification, check_graph
@@ -40,7 +40,13 @@ from lnrnn.export.verify.checks import Check, Verification, check_graph
 SCHEMES: dict[str, tuple[Callable[[Path, Path], None], str, Callable[[onnx.ModelProto], Any]]] = {
     "int8": (q.quantize_file, q.SCHEME, q.quantization_summary),
     "int8w": (weights.quantize_file, weights.SCHEME, weights.weight_summary),
+    "int4": (int4.quantize_file, int4.SCHEME, int4.int4_summary),
 }
+
+
+def max_delta(precision: str) -> float:
+    """The largest BPC(quantized) - BPC(fp32) that keeps ``precision``'s files (bits/byte)."""
+    return int4.MAX_BPC_DELTA if precision == "int4" else q.MAX_BPC_DELTA
 
 
 def quantize_kinds(quantize: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -65,9 +71,9 @@ def read_metadata(path: Path) -> ArtifactMetadata:
 def quantize_dir(
     out: Path, data: bytes, fp32_bpc: float | None = None, precision: str = "int8"
 ) -> tuple[dict[str, Any], Verification]:
-    """Write ``precision``'s pair (``step.int8.onnx`` and ``sequence.int8.onnx``, or the int8w pair) beside
-    the fp32 files of ``out`` and measure them on ``data``: BPC(quantized) - BPC(fp32) <= ``q.MAX_BPC_DELTA``
-    keeps them, else they are deleted.
+    """Write ``precision``'s pair (``step.int8.onnx`` and ``sequence.int8.onnx``, or the int8w or int4 pair)
+    beside the fp32 files of ``out`` and measure them on ``data``: BPC(quantized) - BPC(fp32) <=
+    ``max_delta(precision)`` keeps them, else they are deleted.
 
     Returns the report's section for ``precision`` and the checks (structure problems are failures)."""
     if precision not in SCHEMES:
@@ -87,7 +93,8 @@ def quantize_dir(
     check_graph(check, out / sequence_file, SEQUENCE_GRAPH)
     bpc = bits_per_byte(runtime.document_nats(out / sequence_file, initial, data), len(data))
     delta = bpc - fp32_bpc
-    kept = bool(delta <= q.MAX_BPC_DELTA) and not check.failures
+    bound = max_delta(precision)
+    kept = bool(delta <= bound) and not check.failures
     quantized = {}
     for _, dst, graph in pairs:
         proto = onnx.load(str(out / dst))
@@ -98,14 +105,14 @@ def quantize_dir(
         else:
             (out / dst).unlink()
     verdict = "kept" if kept else "deleted"
-    relation = "<=" if delta <= q.MAX_BPC_DELTA else ">"
-    detail = f"{bpc:.6f} - {fp32_bpc:.6f} = {delta:+.2e} bits/byte ({relation} {q.MAX_BPC_DELTA})"
+    relation = "<=" if delta <= bound else ">"
+    detail = f"{bpc:.6f} - {fp32_bpc:.6f} = {delta:+.2e} bits/byte ({relation} {bound})"
     check.checks.append(Check(f"{precision} BPC delta", True, f"{detail}; {precision} files {verdict}"))
     section = {
         "scheme": scheme,
         "bpc": bpc,
         "bpc_delta": delta,
-        "max_delta": q.MAX_BPC_DELTA,
+        "max_delta": bound,
         "kept": kept,
         "quantized_ops": quantized,
         "seconds": time.perf_counter() - start,

@@ -35,15 +35,15 @@ TINY = np.float32(1e-30)  # an all-zero column keeps a positive scale (it quanti
 SUFFIX = "/int8w"
 
 
-def _graphs(graph: GraphProto) -> Iterator[GraphProto]:
+def all_graphs(graph: GraphProto) -> Iterator[GraphProto]:
     """``graph`` and every sub-graph below it (Scan bodies)."""
     yield graph
     for node in graph.node:
         for attr in node.attribute:
             if attr.type == AttributeProto.GRAPH:
-                yield from _graphs(attr.g)
+                yield from all_graphs(attr.g)
             for sub in attr.graphs:
-                yield from _graphs(sub)
+                yield from all_graphs(sub)
 
 
 def quantize_array(weights: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
@@ -78,10 +78,10 @@ def make_weight_only(model: onnx.ModelProto) -> onnx.ModelProto:
     out = onnx.ModelProto()
     out.CopyFrom(model)
     main = out.graph
-    taken = {name for g in _graphs(main) for n in g.node for name in (*n.input, *n.output)}
-    taken |= {i.name for g in _graphs(main) for i in g.initializer}
+    taken = {name for g in all_graphs(main) for n in g.node for name in (*n.input, *n.output)}
+    taken |= {i.name for g in all_graphs(main) for i in g.initializer}
     dequantizers: list[onnx.NodeProto] = []
-    for graph in list(_graphs(main)):
+    for graph in list(all_graphs(main)):
         uses: dict[str, list[tuple[str, int]]] = defaultdict(list)
         for node in graph.node:
             for slot, name in enumerate(node.input):
@@ -117,8 +117,8 @@ def quantize_file(src: Path, dst: Path) -> None:
 
 def weight_summary(model: onnx.ModelProto) -> dict[str, int]:
     """int8 tensors and their values, and the fp32 values left in initializers, in ``model``."""
-    int8 = [i for g in _graphs(model.graph) for i in g.initializer if i.data_type == TensorProto.INT8]
-    fp32 = [i for g in _graphs(model.graph) for i in g.initializer if i.data_type == TensorProto.FLOAT]
+    int8 = [i for g in all_graphs(model.graph) for i in g.initializer if i.data_type == TensorProto.INT8]
+    fp32 = [i for g in all_graphs(model.graph) for i in g.initializer if i.data_type == TensorProto.FLOAT]
     return {
         "int8_tensors": len(int8),
         "int8_values": int(sum(np.prod(i.dims) for i in int8)),

@@ -27,9 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     model.add_argument("--threads", type=int, help="ORT intra-op threads (default 1; 0 = one per core)")
     model.add_argument(
         "--precision",
-        choices=("auto", "fp32", "int8", "int8w"),
+        choices=("auto", "fp32", "int8", "int8w", "int4"),
         help="model files: auto (default) = int8 on CPU when the export kept them, else fp32; int8w = "
-        "weight-only int8 (fp32 arithmetic: the page's device mode computes the same numbers)",
+        "weight-only int8 (fp32 arithmetic: the page's device mode computes the same numbers); int4 = "
+        "4-bit weights, fp32 activations",
     )
 
     p = sub.add_parser(

@@ -31,10 +31,12 @@ from lnrnn.serve.engine.prefix_cache import PrefixCache
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
-PRECISIONS = ("auto", *PRECISION_FILES)  # auto, fp32, int8 (MatMulInteger), int8w (weight-only int8)
+# auto, fp32, int8 (MatMulInteger), int8w (weight-only int8), int4 (4-bit weights, MatMulNBits)
+PRECISIONS = ("auto", *PRECISION_FILES)
 EXPORT_FLAG = {  # how to write a precision's files
     "int8": "--quantize int8",
     "int8w": "--quantize int8w, or `lnrnn quantize DIR --precision int8w`",
+    "int4": "--quantize int4, or `lnrnn quantize DIR --bits 4`",
 }
 
 
@@ -129,7 +131,7 @@ class Runtime:
         precision: str = "fp32",
     ) -> None:
         self.model_dir = model_dir
-        self.precision = precision  # which pair of files is loaded: "fp32", "int8" or "int8w"
+        self.precision = precision  # which pair of files is loaded: "fp32", "int8", "int8w" or "int4"
         self._step = _OnFirstUse(step)  # shared with views (copy.copy keeps the same holder)
         self.sequence_session = sequence
         self.meta = meta
@@ -175,8 +177,9 @@ class Runtime:
 
         ``precision`` "auto" takes the int8 pair when it exists, runs on the CPU provider and records a BPC
         delta within ``INT8_MAX_BPC_DELTA`` (int8 MatMuls are a CPU speed-up; on CUDA fp32 is faster),
-        else the fp32 pair. "fp32", "int8" and "int8w" (weight-only int8: fp32 arithmetic on int8 weights,
-        the numbers the page computes on the device) take that pair or fail.
+        else the fp32 pair. "fp32", "int8", "int8w" (weight-only int8: fp32 arithmetic on int8 weights,
+        the numbers the page computes on the device) and "int4" (4-bit weights, fp32 activations) take that
+        pair or fail; "auto" never picks int8w or int4.
         """
         model_dir = Path(model_dir)
         if not model_dir.is_dir():

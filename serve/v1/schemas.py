@@ -153,10 +153,13 @@ class ModelInfo(BaseModel):
     train_data: str
     version: str
     provider: str = Field(description="ONNX Runtime execution provider actually in use")
-    precision: str = Field(description="fp32, int8 or int8w: which pair of files is loaded (LNRNN_PRECISION)")
+    precision: str = Field(
+        description="fp32, int8, int8w or int4: which pair of files is loaded (LNRNN_PRECISION)"
+    )
     int8: bool = Field(description="precision == int8")
     int8_bpc_delta: float | None = Field(
-        description="int8 only: validation BPC(int8) - BPC(fp32) recorded by the export (null for fp32)"
+        description="int8, int8w and int4: validation BPC(that file) - BPC(fp32) recorded by the export "
+        "(null for fp32)"
     )
     files: dict[str, int] = Field(description="ONNX file sizes in bytes")
 

@@ -43,7 +43,7 @@ def dequantized_reference(model: onnx.ModelProto) -> onnx.ModelProto:
     """The fp32 ``model`` with each weight the int8w rewrite quantizes replaced by its dequantized value."""
     ref = onnx.ModelProto()
     ref.CopyFrom(model)
-    graphs = [ref.graph, *weights._graphs(ref.graph)]
+    graphs = [ref.graph, *weights.all_graphs(ref.graph)]
     for graph in graphs:
         uses: dict[str, list[tuple[str, int]]] = {}
         for node in graph.node:
@@ -128,7 +128,7 @@ def test_quantize_kinds() -> None:
     assert quantize_kinds("int8w, int8,int8w") == ("int8w", "int8")
     assert quantize_kinds(["int8w"]) == ("int8w",)
     for bad in ("fp16", "", "int8,nope"):
-        with pytest.raises(UserError, match="expected one or more of int8, int8w"):
+        with pytest.raises(UserError, match="expected one or more of int8, int8w, int4"):
             quantize_kinds(bad)
 
 
@@ -136,6 +136,6 @@ def test_export_cli_refuses_an_unknown_quantization_before_loading(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as exit_:
-        main(["export", str(tmp_path / "no-run"), "--out", str(tmp_path / "o"), "--quantize", "int8,int4"])
+        main(["export", str(tmp_path / "no-run"), "--out", str(tmp_path / "o"), "--quantize", "int8,int3"])
     assert exit_.value.code == 2
-    assert "unknown quantization 'int8,int4'" in capsys.readouterr().err
+    assert "unknown quantization 'int8,int3'" in capsys.readouterr().err
