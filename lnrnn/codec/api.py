@@ -15,8 +15,8 @@ from lnrnn import __version__
 from lnrnn.codec import container, integer, registry
 from lnrnn.codec.container import Header
 from lnrnn.codec.engine import DEFAULT_BLOCK_SIZE, DEFAULT_LANES, Layout, Progress, no_checkpoint, run
-from lnrnn.codec.errors import ChecksumMismatch, ContainerError, ModelMismatch
-from lnrnn.codec.model import StepGraph
+from lnrnn.codec.errors import ChecksumMismatch, ContainerError, ModelFileError, ModelMismatch
+from lnrnn.codec.model import ARCHIVE_PRECISIONS, StepGraph
 
 
 def producer() -> str:
@@ -55,6 +55,11 @@ def compress(
     the same archive and the same decoding on every machine; ``lnrnn.codec.integer``)."""
     if block_size < 1:
         raise ValueError(f"block size must be >= 1, got {block_size}")
+    if version == 1 and graph.precision not in ARCHIVE_PRECISIONS:
+        raise ModelFileError(
+            f"a format-1 archive records an fp32 or int8 step graph, not {graph.precision}; compress with "
+            f"--precision int8 or fp32 ({graph.precision} can score: `lnrnn score --adaptive`)"
+        )
     network, graph = _format(graph, version)
     layout = Layout(len(data), block_size, lanes)
     coded = run(

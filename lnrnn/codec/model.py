@@ -17,7 +17,7 @@ import onnxruntime as ort
 from lnrnn.codec.container import FINGERPRINT_BYTES
 from lnrnn.codec.errors import ModelFileError
 from lnrnn.contract import (
-    STEP_FILE,
+    PRECISION_FILES,
     STEP_GRAPH,
     STEP_INPUTS,
     STEP_INT8_FILE,
@@ -27,7 +27,8 @@ from lnrnn.contract import (
     graph_problems,
 )
 
-PRECISIONS = ("auto", "fp32", "int8")
+PRECISIONS = ("auto", "fp32", "int8", "int4")
+ARCHIVE_PRECISIONS = ("fp32", "int8")  # what a format-1 header records; int4 scores (``information``) only
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class StepGraph:
     """A loaded step graph. Construct with :meth:`load`."""
 
     model_dir: Path
-    precision: str  # "int8" or "fp32"
+    precision: str  # "int8", "fp32" or "int4"
     fingerprint: bytes  # first 16 bytes of the SHA-256 of the graph file
     meta: ArtifactMetadata
     session: ort.InferenceSession
@@ -46,7 +47,7 @@ class StepGraph:
 
     @property
     def file(self) -> Path:
-        return self.model_dir / (STEP_INT8_FILE if self.int8 else STEP_FILE)
+        return self.model_dir / PRECISION_FILES[self.precision][0]
 
     def initial_state(self, rows: int) -> np.ndarray:
         """The learned start state for ``rows`` streams: float32 [L, rows, S]."""
@@ -61,7 +62,7 @@ class StepGraph:
     @classmethod
     def load(cls, model_dir: Path | str, precision: str = "auto") -> StepGraph:
         """``precision`` "auto" takes ``step.int8.onnx`` when the export kept it (BPC delta within
-        ``INT8_MAX_BPC_DELTA``), else ``step.onnx``; "int8" and "fp32" take that file or fail."""
+        ``INT8_MAX_BPC_DELTA``), else ``step.onnx``; "int8", "fp32" and "int4" take that file or fail."""
         model_dir = Path(model_dir)
         if precision not in PRECISIONS:
             raise ModelFileError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
@@ -75,11 +76,18 @@ class StepGraph:
                 return graph
         elif precision == "int8":
             raise ModelFileError(f"precision int8: {model_dir} has no {STEP_INT8_FILE}; use fp32 or auto")
+        if precision == "int4":
+            if not (model_dir / PRECISION_FILES["int4"][0]).is_file():
+                raise ModelFileError(
+                    f"precision int4: {model_dir} has no {PRECISION_FILES['int4'][0]} "
+                    "(write it with `lnrnn quantize DIR --bits 4`); use fp32 or auto"
+                )
+            return cls._open(model_dir, "int4")
         return cls._open(model_dir, "fp32")
 
     @classmethod
     def _open(cls, model_dir: Path, precision: str) -> StepGraph:
-        path = model_dir / (STEP_INT8_FILE if precision == "int8" else STEP_FILE)
+        path = model_dir / PRECISION_FILES[precision][0]
         try:
             data = path.read_bytes()
         except OSError as err:

@@ -309,3 +309,29 @@ def test_export_mobile_converts_the_int4_pair(int4_dir: Path, tmp_path: Path) ->
     config = (tmp_path / CONFIG_FILE).read_text()
     assert all(op in config for op in ("MatMulNBits", "GatherBlockQuantized", "LayerNormalization"))
     assert main(["export-mobile", str(int4_dir), "--out", str(tmp_path / "cli"), "--precision", "int4"]) == 0
+
+
+def test_adaptive_score_at_int4_and_no_archive_from_it(
+    int4_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lnrnn.codec import StepGraph, information
+
+    text = "the codec at int4: héllo wörld, héllo wörld".encode() * 3
+    path = tmp_path / "t.txt"
+    path.write_bytes(text)
+    graph = StepGraph.load(int4_dir, "int4")
+    assert graph.file.name == "step.int4.onnx"
+    nats = information(text, graph)
+    other = information(text, StepGraph.load(int4_dir, "fp32"))
+    assert nats != other and abs(nats - other) / len(text) < 0.05  # the int4 graph, close to fp32
+    assert (
+        main(["score", str(path), "--model", str(int4_dir), "--precision", "int4", "--adaptive", "--json"])
+        == 0
+    )
+    scored = json.loads(capsys.readouterr().out)
+    assert scored["precision"] == "int4" and scored["bits"] == pytest.approx(nats / np.log(2), rel=1e-9)
+    # a format-1 header records fp32 or int8 only: an int4 archive could not name its graph
+    assert main(["compress", str(path), "--model", str(int4_dir), "--precision", "int4"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "fp32 or int8" in err
+    assert not (tmp_path / "t.txt.lnrz").exists()
