@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 
 .PHONY: help
 help:  ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "} {printf "  %-16s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "} {printf "  %-16s %s\n", $$1, $$2}'
 
 .PHONY: install
 install:  ## create .venv if missing; torch==2.13.0 (CPU wheel) first, then lnrnn[train,serve,cpu,dev] editable; chromium
@@ -109,8 +109,28 @@ default-model: install  ## retrain + export models/default on the English corpus
 		--repeats $(FINETUNE_REPEATS)
 	$(BIN)/lnrnn train --data runs/default-data-ft --preset mix-finetune --init-from runs/default-model \
 		--bf16 --compile --quiet --out runs/default-model-ft
-	$(BIN)/lnrnn export runs/default-model-ft --out models/default --quantize int8,int8w \
+	$(BIN)/lnrnn export runs/default-model-ft --out models/default --quantize int8,int8w,int4 \
 		--verify-data runs/default-data-ft/valid.txt
 	$(BIN)/python -m lnrnn.train.recipes.model_card models/default
 	$(BIN)/lnrnn plot runs/default-model --out models/default/curves.png
 	$(BIN)/lnrnn plot runs/default-model-ft --out models/default/curves-finetune.png
+
+# the size ladder (docs/ladder.md): the same recipe on the broad mix at two budgets of int8 files; each card's
+# table comes from bench/ladder.py (every precision, model alone and adaptive, beside the compressors)
+define LADDER_MODEL
+	test -f $(BROAD_DATA)/train.txt || { echo "no $(BROAD_DATA)/train.txt: run make default-data first"; exit 2; }
+	rm -rf runs/ladder/$(1)
+	OMP_NUM_THREADS=$(or $(THREADS),2) $(BIN)/lnrnn train --data $(BROAD_DATA) --preset ladder-$(1) --quiet \
+		--out runs/ladder/$(1)
+	$(BIN)/lnrnn export runs/ladder/$(1) --out models/ladder-$(1) --quantize int8,int8w,int4 \
+		--verify-data $(BROAD_DATA)/valid.txt
+	$(BIN)/lnrnn plot runs/ladder/$(1) --out models/ladder-$(1)/curves.png
+	$(BIN)/python -m bench.ladder --model ladder-$(1) --card > /dev/null
+	$(BIN)/python -m lnrnn.codec.registry --write
+endef
+
+.PHONY: ladder-1m ladder-256k
+ladder-1m: install  ## retrain + export models/ladder-1m: int8 files within 1 MiB (~1.3 CPU-hours; needs default-data)
+	$(call LADDER_MODEL,1m)
+ladder-256k: install  ## retrain + export models/ladder-256k: int8 files within 256 KiB (~0.7 CPU-hours)
+	$(call LADDER_MODEL,256k)

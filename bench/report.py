@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench import compress, device
+from bench import compress, device, ladder
 from bench.common import fmt, mb_and_mib
 from bench.completion import section as completion
 from bench.scoring import LABELS
@@ -486,6 +486,7 @@ def render(res: dict[str, Any]) -> str:
         ("compress", compress.render),
         ("completion", completion.render),
         ("device", device.render),
+        ("ladder", ladder.render),
         ("training", training),
     ):
         if name not in res:

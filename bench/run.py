@@ -23,6 +23,7 @@ from bench import (
     device,
     footprint,
     int8_choices,
+    ladder,
     profile_scan,
     report,
     roofline,
@@ -77,6 +78,7 @@ def sections(quick: bool, tmp: Path) -> list[tuple[str, Callable[[], dict[str, A
         ("compress", lambda: compress.measure(quick)),  # tests/codec round-trips and measures it
         ("completion", lambda: completion.measure(quick)),  # tests/bench/test_ksr.py tests its parts
         ("device", lambda: device.measure(quick)),  # tests/serve/test_page_device.py drives the same page
+        ("ladder", lambda: ladder.measure(quick)),  # tests/bench/test_ladder.py runs it on tiny models
     ]
     return [
         ("roofline", lambda: roofline.measure(quick)),

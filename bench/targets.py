@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench import device
+from bench import device, ladder
 from bench.common import MB_PER_MIB, mb_and_mib
 from bench.completion import section as completion
 from bench.cost import per_byte, sequence_bound
@@ -468,4 +468,5 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
         + compress_targets(results)
         + completion.targets(results)
         + device.targets(results)
+        + ladder.targets(results)
     )

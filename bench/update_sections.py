@@ -25,7 +25,7 @@ RESULTS, MARKDOWN = REPO / "bench" / "results.json", REPO / "BENCHMARKS.md"
 
 
 # sections that stand alone (scoring and roofline are combined after a full run, so they are not here)
-STANDALONE = ("int8_choices", "typing", "batching", "serving", "compress", "completion", "device")
+STANDALONE = ("int8_choices", "typing", "batching", "serving", "compress", "completion", "device", "ladder")
 
 
 def main() -> int:
