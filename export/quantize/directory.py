@@ -9,6 +9,7 @@ during an export.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -69,16 +70,31 @@ def read_metadata(path: Path) -> ArtifactMetadata:
 
 
 def quantize_dir(
-    out: Path, data: bytes, fp32_bpc: float | None = None, precision: str = "int8"
+    out: Path,
+    data: bytes,
+    fp32_bpc: float | None = None,
+    precision: str = "int8",
+    block_size: int | None = None,
+    bound: float | None = None,
 ) -> tuple[dict[str, Any], Verification]:
     """Write ``precision``'s pair (``step.int8.onnx`` and ``sequence.int8.onnx``, or the int8w or int4 pair)
-    beside the fp32 files of ``out`` and measure them on ``data``: BPC(quantized) - BPC(fp32) <=
-    ``max_delta(precision)`` keeps them, else they are deleted.
+    beside the fp32 files of ``out`` and measure them on ``data``: BPC(quantized) - BPC(fp32) <= ``bound``
+    (default ``max_delta(precision)``) keeps them, else they are deleted. ``block_size``: int4's blocks along
+    K (default ``int4.BLOCK_SIZE``; small models lose less with smaller blocks).
 
     Returns the report's section for ``precision`` and the checks (structure problems are failures)."""
     if precision not in SCHEMES:
         raise ValueError(f"precision must be one of {', '.join(SCHEMES)}, got {precision!r}")
     write, scheme, summary = SCHEMES[precision]
+    if block_size is not None:
+        if precision != "int4" or block_size not in int4.BLOCK_SIZES:
+            raise UserError(
+                f"a block size is an int4 setting, one of {', '.join(map(str, int4.BLOCK_SIZES))}; "
+                f"got {block_size} for {precision}"
+            )
+        write, scheme = functools.partial(int4.quantize_file, block_size=block_size), int4.scheme(block_size)
+    if bound is not None and not bound > 0:
+        raise UserError(f"the largest BPC delta to keep must be > 0 bits/byte, got {bound}")
     start = time.perf_counter()
     meta = {graph: read_metadata(out / src) for src, graph in ((STEP_FILE, "step"), (SEQUENCE_FILE, "seq"))}
     initial = np.asarray(meta["seq"].initial_state, dtype=np.float32)
@@ -93,7 +109,7 @@ def quantize_dir(
     check_graph(check, out / sequence_file, SEQUENCE_GRAPH)
     bpc = bits_per_byte(runtime.document_nats(out / sequence_file, initial, data), len(data))
     delta = bpc - fp32_bpc
-    bound = max_delta(precision)
+    bound = max_delta(precision) if bound is None else bound
     kept = bool(delta <= bound) and not check.failures
     quantized = {}
     for _, dst, graph in pairs:
@@ -115,14 +131,21 @@ def quantize_dir(
         "max_delta": bound,
         "kept": kept,
         "quantized_ops": quantized,
+        **({"block_size": block_size or int4.BLOCK_SIZE} if precision == "int4" else {}),
         "seconds": time.perf_counter() - start,
     }
     return section, check
 
 
-def update_report(out: Path, data: bytes, precision: str = "int8") -> tuple[dict[str, Any], list[str]]:
+def update_report(
+    out: Path,
+    data: bytes,
+    precision: str = "int8",
+    block_size: int | None = None,
+    bound: float | None = None,
+) -> tuple[dict[str, Any], list[str]]:
     """Quantize ``out`` again and replace ``precision``'s parts of its ``export_report.json`` (if any)."""
-    section, check = quantize_dir(out, data, precision=precision)
+    section, check = quantize_dir(out, data, precision=precision, block_size=block_size, bound=bound)
     seconds = section.pop("seconds")
     path = out / REPORT_FILE
     if path.is_file():

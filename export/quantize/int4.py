@@ -55,10 +55,17 @@ ZERO_POINT = 8  # MatMulNBits' default for 4 bits and GatherBlockQuantized's for
 QMIN, QMAX = -ZERO_POINT, 15 - ZERO_POINT
 MIN_ELEMENTS = 1024  # smaller tensors (biases, norm gains) stay fp32: they cost little and matter most
 FP16_MAX = float(np.finfo(np.float16).max)
-SCHEME = (
-    f"int4 weights (MatMulNBits, GatherBlockQuantized; blocks of {BLOCK_SIZE} along K, symmetric, one fp16 "
-    "scale per block), fp32 activations"
-)
+
+
+def scheme(block_size: int = BLOCK_SIZE) -> str:
+    """The report's name of the int4 scheme at ``block_size``."""
+    return (
+        f"int4 weights (MatMulNBits, GatherBlockQuantized; blocks of {block_size} along K, symmetric, one "
+        "fp16 scale per block), fp32 activations"
+    )
+
+
+SCHEME = scheme()
 MAX_BPC_DELTA = INT4_MAX_BPC_DELTA  # keep the int4 files only if BPC(int4) - BPC(fp32) <= this (bits/byte)
 SUFFIX = "/int4"
 MS_DOMAIN = "com.microsoft"

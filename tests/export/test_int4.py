@@ -231,6 +231,58 @@ def test_int4_files_deleted_when_the_delta_is_too_big(
     assert not any((tmp_path / name).exists() for name in PRECISION_FILES["int4"])
 
 
+def block_sizes(path: Path) -> set[int]:
+    """The ``block_size`` attributes of a graph's 4-bit nodes, Scan bodies included."""
+    sizes = set()
+    for graph in weights.all_graphs(onnx.load(str(path)).graph):
+        for node in graph.node:
+            if node.op_type in int4.INT4_OPS:
+                sizes |= {a.i for a in node.attribute if a.name == "block_size"}
+    return sizes
+
+
+def test_quantize_block_size_and_max_delta(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], verify_text: bytes
+) -> None:
+    out = tmp_path / "model"
+    export_model(tiny_model("gru", "layer", 2, hidden=64), out, verify_data=verify_text)
+    data = tmp_path / "data.txt"
+    data.write_bytes(verify_text)
+    assert main(["quantize", str(out), "--bits", "4", "--data", str(data)]) == 0
+    at_64 = json.loads((out / "export_report.json").read_text())["int4"]
+    assert at_64["block_size"] == 64 and block_sizes(out / STEP_INT4_FILE) == {64}
+    args = [
+        "quantize",
+        str(out),
+        "--bits",
+        "4",
+        "--block-size",
+        "16",
+        "--max-delta",
+        "0.5",
+        "--data",
+        str(data),
+    ]
+    assert main(args) == 0
+    at_16 = json.loads((out / "export_report.json").read_text())["int4"]
+    assert at_16["block_size"] == 16 and at_16["max_delta"] == 0.5 and at_16["scheme"] == int4.scheme(16)
+    assert block_sizes(out / STEP_INT4_FILE) == block_sizes(out / SEQUENCE_INT4_FILE) == {16}
+    assert at_16["bpc_delta"] != at_64["bpc_delta"]  # other scales, other numbers, measured again
+    assert Runtime.load(out, device="cpu", precision="int4").score(data.read_bytes()).nats > 0
+    capsys.readouterr()
+    # a bound below the measured delta deletes the files, as the export's own bound does
+    assert at_16["bpc_delta"] > 0
+    tight = ["--max-delta", str(at_16["bpc_delta"] / 2)]
+    assert main([*args[:6], *tight, "--data", str(data)]) == 1
+    assert not any((out / name).exists() for name in PRECISION_FILES["int4"])
+    for bad, message in ((["--block-size", "8"], "block size"), (["--max-delta", "0"], "must be > 0")):
+        assert main(["quantize", str(out), "--bits", "4", *bad, "--data", str(data)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err
+    assert main(["quantize", str(out), "--block-size", "16", "--data", str(data)]) == 2  # int8 has no blocks
+    assert "int4 setting" in capsys.readouterr().err
+
+
 def test_export_cli_accepts_quantize_int4(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from lnrnn.train.checkpoint import save_model
 
