@@ -7,7 +7,9 @@ per character at batch 1 with one ONNX Runtime thread: the step graph (one call 
 keyboard runs) and the sequence graph (scoring a text). Beside them, on the same splits and in the same run:
 gzip -9, bzip2 -9, xz -9e and PPMd order 6, the adaptive compressors a phone could run instead.
 
-python -m bench.ladder [--quick] [--plot docs/ladder.png]   # prints the JSON; `make bench` records "ladder"
+python -m bench.ladder [--quick] [--plot docs/ladder.png] [--model NAME]... [--card]   # prints the JSON
+python -m bench.update_sections ladder     # the full measurement into bench/results.json and BENCHMARKS.md
+python -m bench.ladder --results bench/results.json --plot docs/ladder.png --card   # plot and cards from it
 """
 
 from __future__ import annotations
@@ -120,7 +122,11 @@ def measure_one(
 
 
 def measure(
-    quick: bool, log: Any = print, models_dir: Path = MODELS_DIR, names: tuple[str, ...] = LADDER
+    quick: bool,
+    log: Any = print,
+    models_dir: Path = MODELS_DIR,
+    names: tuple[str, ...] = LADDER,
+    with_browser: bool = True,
 ) -> dict[str, Any]:
     splits = [
         (s.name, s.read(QUICK_BYTES if quick else None)) for s in VALIDATION_SPLITS[: 1 if quick else None]
@@ -144,7 +150,53 @@ def measure(
         "baselines": baselines,
         "rows": rows,
         "threads": 1,
+        "browser": browser(models_dir, names, quick) if with_browser else {},
     }
+
+
+BROWSER_PRECISION = "int8w"  # what the page's device mode runs (serve/page/route.py)
+BROWSER_CONTEXT, BROWSER_TYPED, BROWSER_HEAT = 200, 40, 4096  # characters: context, typed one by one, scored
+
+
+def browser(
+    models_dir: Path = MODELS_DIR, names: tuple[str, ...] = LADDER, quick: bool = False
+) -> dict[str, dict[str, Any]]:
+    """µs per character in headless Chromium (ONNX Runtime Web, wasm, one thread) for every model that ships
+    the page's int8w pair: lnrnn.js scoring 4 KiB (sequence graph) and the page's input -> suggestions time
+    per typed character (median of ``RUNS`` scorings; median keystroke)."""
+    import tempfile
+
+    from playwright.sync_api import sync_playwright
+
+    from bench.device import ARGS, CHROMIUM, heat_on_device, keystrokes, ready
+    from bench.serving import running_server
+
+    text = VALIDATION_SPLITS[0].read().decode("ascii")  # Tiny Shakespeare validation split: ASCII
+    context, typed = text[:BROWSER_CONTEXT], text[BROWSER_CONTEXT : BROWSER_CONTEXT + BROWSER_TYPED]
+    heat = text[1000 : 1000 + (512 if quick else BROWSER_HEAT)]
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="lnrnn-ladder-") as tmp, sync_playwright() as p:
+        for name in names:
+            directory = models_dir / name
+            if not all((directory / f).is_file() for f in PRECISION_FILES[BROWSER_PRECISION]):
+                continue
+            env = {"LNRNN_PRECISION": BROWSER_PRECISION}
+            with running_server(directory, Path(tmp) / f"{name}.log", env=env) as (url, _, _):
+                chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+                page = chromium.new_context().new_page()
+                page.goto(url + "/")
+                ready(page, "device")
+                keys = keystrokes(page, context, typed[: 10 if quick else None])
+                scored = heat_on_device(page, heat, RUNS)
+                chromium.close()
+            out[name] = {
+                "precision": BROWSER_PRECISION,
+                "score_us_per_char": 1000 * statistics.median(scored) / len(heat),
+                "keystroke_ms_p50": statistics.median(keys),
+                "scored_chars": len(heat),
+                "typed_chars": len(keys),
+            }
+    return out
 
 
 def _mean(per_split: dict[str, float], splits: list[tuple[str, bytes]] | dict[str, int]) -> float:
@@ -202,6 +254,7 @@ def render(res: dict[str, Any]) -> list[str]:
         "",
         *_table(head, summary),
         "",
+        *render_browser(lad),
         *_table(["bits/byte", *[short[n] for n in names], "all"], per_split),
         "",
         *render_goals(lad),
@@ -275,6 +328,30 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     return [
         _target(f"{g['model']}: {g['goal']}", g["goal"], g["measured"], g["met"], ", ".join(g["short"]))
         for g in goals(results["ladder"])
+    ]
+
+
+def render_browser(lad: dict[str, Any]) -> list[str]:
+    """The browser's numbers (headless Chromium, the page's device mode), when they were measured."""
+    found = lad.get("browser") or {}
+    if not found:
+        return []
+    rows = [
+        [
+            name,
+            b["precision"],
+            f"{b['score_us_per_char']:.1f}",
+            f"{b['keystroke_ms_p50']:.2f}",
+        ]
+        for name, b in found.items()
+    ]
+    head = ["model", "prec.", "µs/char scoring (lnrnn.js, 4 KiB)", "ms per keystroke p50 (input -> DOM)"]
+    return [
+        "In the browser: headless Chromium, ONNX Runtime Web (wasm, one thread), the page's device mode with "
+        "the weight-only int8 pair; median of 5 scorings, median of the typed characters.",
+        "",
+        *_table(head, rows),
+        "",
     ]
 
 
@@ -391,8 +468,23 @@ def main() -> int:
     parser.add_argument("--plot", type=Path, default=None, help="also draw the plot to this PNG")
     parser.add_argument("--model", action="append", default=None, help="only this model (repeatable)")
     parser.add_argument("--card", action="store_true", help="write each measured model's card table")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=None,
+        help="take the numbers from this results JSON (bench/results.json: `python -m bench.update_sections "
+        "ladder` measured them) instead of measuring again",
+    )
     args = parser.parse_args()
-    res = {"ladder": measure(args.quick, names=tuple(args.model) if args.model else LADDER)}
+    if args.results is not None:
+        if not args.results.is_file() or "ladder" not in json.loads(args.results.read_text()):
+            parser.error(f"{args.results} has no ladder section: `python -m bench.update_sections ladder`")
+        lad = json.loads(args.results.read_text())["ladder"]
+        if args.model:
+            lad = dict(lad, rows=[r for r in lad["rows"] if r["model"] in args.model])
+        res = {"ladder": lad}
+    else:
+        res = {"ladder": measure(args.quick, names=tuple(args.model) if args.model else LADDER)}
     if args.plot:
         plot(res, args.plot)
     if args.card:

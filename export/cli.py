@@ -89,7 +89,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=int,
         default=None,
         help="int4 only: weights per fp16 scale along K, one of 16, 32, 64, 128 (default 64; small models "
-        "lose less with 16, for 25%% more bytes than 64)",
+        "lose less with 16, for up to 18%% more bytes than 64)",
     )
     quant.add_argument(
         "--max-delta",

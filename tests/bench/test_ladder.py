@@ -24,15 +24,16 @@ pytestmark = pytest.mark.data  # the quick run reads the first shared validation
 
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``default`` (2x64 GRU with int8 and int4) and ``ladder-256k`` (1x32 GRU, fp32 only)."""
+    """``default`` (2x64 GRU with int8, int8w and int4) and ``ladder-256k`` (1x32 GRU, fp32 only)."""
     root = tmp_path_factory.mktemp("models")
     report = export_model(
         tiny_model("gru", "layer", 2, hidden=64),
         root / "default",
-        quantize="int8,int4",
+        quantize="int8,int8w,int4",
         verify_data=VERIFY_DATA,
     )
     assert report.int8 is not None and report.int8["kept"] and report.int4 is not None
+    assert report.int8w is not None and report.int8w["kept"]
     torch.manual_seed(3)
     export_model(
         ByteLM(ModelConfig(cell="gru", hidden=32, layers=1)), root / "ladder-256k", verify_data=VERIFY_DATA
@@ -90,6 +91,12 @@ def test_rows_are_the_scorer_codec_and_compressors_numbers(models_dir: Path, tmp
     text = "\n".join(lines)
     assert f"| default (gru 2x64) | int4 | {default['int4']['parameters']:,} |" in text
     assert f"| PPMd o6 | {res['baselines'][name]['PPMd o6']:.3f} |" in text
+    # the browser: only models with the page's int8w pair, through the page's own measures
+    assert list(res["browser"]) == ["default"]
+    seen = res["browser"]["default"]
+    assert seen["precision"] == "int8w" and seen["score_us_per_char"] > 0 and seen["keystroke_ms_p50"] > 0
+    assert seen["scored_chars"] == 512 and seen["typed_chars"] == 10
+    assert f"| default | int8w | {seen['score_us_per_char']:.1f} |" in text
     ladder.plot({"ladder": res}, tmp_path / "ladder.png")
     assert (tmp_path / "ladder.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
