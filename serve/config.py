@@ -8,7 +8,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Device = Literal["auto", "cpu", "cuda"]
@@ -29,7 +29,11 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="LNRNN_", env_ignore_empty=True, extra="ignore", frozen=True)
 
-    model_dir: Path = Field(DEFAULT_MODEL_DIR, description="directory with step.onnx and sequence.onnx")
+    model_dir: Path = Field(
+        DEFAULT_MODEL_DIR,
+        description="directory with step.onnx and sequence.onnx, or a shipped model's name (default, "
+        "ladder-1m, ladder-256k)",
+    )
     device: Device = Field("auto", description="auto: CUDA if really active, else CPU; cuda: fail without it")
     threads: int = Field(1, ge=0, le=256, description="ORT intra-op threads per session; 0 = one per core")
     precision: Precision = Field(
@@ -100,6 +104,15 @@ class Settings(BaseSettings):
     shutdown_timeout_s: int = Field(
         30, ge=0, description="on SIGTERM, wait this long for in-flight requests before closing them"
     )
+
+    @field_validator("model_dir", mode="after")
+    @classmethod
+    def _shipped_by_name(cls, value: Path) -> Path:
+        """A bare name that is no directory here (``ladder-1m``) names the shipped model of that name, so an
+        installed package's smaller models are one word away from any directory."""
+        if len(value.parts) == 1 and not value.exists() and shipped_model(value.name).is_dir():
+            return shipped_model(value.name)
+        return value
 
     @model_validator(mode="after")
     def _no_retired_variables(self) -> Settings:
