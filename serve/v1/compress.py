@@ -136,12 +136,26 @@ async def compress_bytes(
     settings: SettingsDep,
     gate: GateDep,
     neural_only: bool = Query(False, description="code with the network alone (no adaptive mixing)"),
+    archive_format: int = Query(
+        1,
+        alias="format",
+        ge=1,
+        le=2,
+        description="1: float probabilities from ONNX Runtime (decodes with the same onnxruntime, numpy and "
+        "kind of CPU); 2: probabilities from integers only, derived from the fp32 step.onnx (decodes "
+        "anywhere; about half the speed)",
+    ),
 ) -> Response:
     data = await _body(request, settings.max_text_bytes)
-    result = await _run(
-        gate, lambda: compress(data, step_graph(runtime), adaptive=not neural_only, checkpoint=checkpoint)
-    )
-    return Response(result.blob, media_type=OCTET)
+    # format 2 is derived from the fp32 step graph whatever precision the server runs
+    precision = "fp32" if archive_format == 2 else None
+
+    def job() -> bytes:
+        graph = step_graph(runtime, precision)
+        coded = compress(data, graph, adaptive=not neural_only, checkpoint=checkpoint, version=archive_format)
+        return coded.blob
+
+    return Response(await _run(gate, job), media_type=OCTET)
 
 
 @router.post(

@@ -43,6 +43,20 @@ def test_same_container_as_the_cli(client: TestClient, graph: StepGraph) -> None
     assert packed == compress(data, graph).blob  # same model, same format, same bytes
 
 
+def test_format_2_over_rest(client: TestClient, graph: StepGraph) -> None:
+    data = TEXT.encode()
+    for query in ("format=2", "format=2&neural_only=true"):
+        packed = client.post(f"/v1/compress?{query}", content=data, headers=OCTET)
+        assert packed.status_code == 200 and unpack(packed.content)[0].version == 2
+        adaptive = "neural_only" not in query
+        assert packed.content == compress(data, graph, adaptive=adaptive, version=2).blob  # the CLI's bytes
+        restored = client.post("/v1/decompress", content=packed.content, headers=OCTET)
+        assert restored.status_code == 200 and restored.content == data
+    assert unpack(client.post("/v1/compress?format=1", content=data, headers=OCTET).content)[0].version == 1
+    for bad in ("3", "0", "two"):
+        assert "format" in error(client.post(f"/v1/compress?format={bad}", content=data, headers=OCTET), 422)
+
+
 def test_media_type_and_size_limits(client: TestClient) -> None:
     msg = error(client.post("/v1/compress", json={"text": "x"}), 415, "unsupported_media_type")
     assert "application/octet-stream" in msg
