@@ -64,6 +64,15 @@ def quantize_kinds(quantize: str | Sequence[str] | None) -> tuple[str, ...]:
     return kinds
 
 
+def drop_shape_hints(path: Path) -> None:
+    """Remove ``value_info`` (intermediate shapes, Scan bodies included): hints ONNX Runtime infers again at
+    load, worth 5% of a small model's file (the 2x64 GRU's int8 pair: 13.6 of 271.6 kB)."""
+    model = onnx.load(str(path))
+    for graph in weights.all_graphs(model.graph):
+        del graph.value_info[:]
+    onnx.save(model, str(path))
+
+
 def read_metadata(path: Path) -> ArtifactMetadata:
     model = onnx.load(str(path), load_external_data=False)
     return get_metadata(model)
@@ -104,6 +113,7 @@ def quantize_dir(
     pairs = ((STEP_FILE, step_file, "step"), (SEQUENCE_FILE, sequence_file, "seq"))
     for src, dst, _ in pairs:
         write(out / src, out / dst)
+        drop_shape_hints(out / dst)
     check = Verification()  # structure checks are reported, but a big delta is not an export failure
     check_graph(check, out / step_file, STEP_GRAPH)
     check_graph(check, out / sequence_file, SEQUENCE_GRAPH)
