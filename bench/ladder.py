@@ -326,7 +326,13 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     from bench.targets import _target
 
     return [
-        _target(f"{g['model']}: {g['goal']}", g["goal"], g["measured"], g["met"], ", ".join(g["short"]))
+        _target(
+            f"size ladder: {g['model']}",
+            g["goal"],
+            g["measured"],
+            g["met"],
+            f"short on {', '.join(g['short'])}",
+        )
         for g in goals(results["ladder"])
     ]
 
