@@ -194,13 +194,18 @@ def test_numbers_do_not_depend_on_batching_or_cuts(int4_dir: Path, held_out: byt
     np.testing.assert_allclose(second.last, whole.last, atol=BATCH_TOLERANCE)
 
 
+def fp32_export(tmp_path: Path, verify_text: bytes, hidden: int) -> tuple[Path, Path]:
+    """A 2-layer GRU exported without quantized files, and the verify text as a file for ``--data``."""
+    out, data = tmp_path / "model", tmp_path / "data.txt"
+    export_model(tiny_model("gru", "layer", 2, hidden=hidden), out, verify_data=verify_text)
+    data.write_bytes(verify_text)
+    return out, data
+
+
 def test_quantize_cli_bits_4_and_precision_int4(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], verify_text: bytes
 ) -> None:
-    out = tmp_path / "model"
-    export_model(tiny_model("gru", "layer", 2, hidden=48), out, verify_data=verify_text)
-    data = tmp_path / "data.txt"
-    data.write_bytes(verify_text)
+    out, data = fp32_export(tmp_path, verify_text, hidden=48)
     assert main(["quantize", str(out), "--bits", "4", "--data", str(data)]) == 0
     printed = capsys.readouterr().out
     assert "int4 BPC delta" in printed and "(<= 0.03); int4 files kept" in printed
@@ -245,10 +250,7 @@ def block_sizes(path: Path) -> set[int]:
 def test_quantize_block_size_and_max_delta(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], verify_text: bytes
 ) -> None:
-    out = tmp_path / "model"
-    export_model(tiny_model("gru", "layer", 2, hidden=64), out, verify_data=verify_text)
-    data = tmp_path / "data.txt"
-    data.write_bytes(verify_text)
+    out, data = fp32_export(tmp_path, verify_text, hidden=64)
     assert main(["quantize", str(out), "--bits", "4", "--data", str(data)]) == 0
     at_64 = json.loads((out / "export_report.json").read_text())["int4"]
     assert at_64["block_size"] == 64 and block_sizes(out / STEP_INT4_FILE) == {64}
