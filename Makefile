@@ -115,6 +115,20 @@ default-model: install  ## retrain + export models/default on the English corpus
 	$(BIN)/lnrnn plot runs/default-model --out models/default/curves.png
 	$(BIN)/lnrnn plot runs/default-model-ft --out models/default/curves-finetune.png
 
+# the broad model (docs/broad-mix.md): the default model fine-tuned on the broad mix, so that it knows code,
+# markup and other languages; scored per kind beside gzip/xz/PPMd and today's default (bench/kinds.py)
+.PHONY: broad-model
+broad-model: install  ## fine-tune models/default on the broad mix into models/broad (~3 CPU-hours; needs default-data)
+	test -f $(BROAD_DATA)/train.txt || { echo "no $(BROAD_DATA)/train.txt: run make default-data first"; exit 2; }
+	rm -rf runs/broad-model
+	$(BIN)/lnrnn train --data $(BROAD_DATA) --preset broad-finetune --init-from models/default --quiet \
+		--out runs/broad-model
+	$(BIN)/lnrnn export runs/broad-model --out models/broad --quantize int8,int8w,int4 \
+		--verify-data $(BROAD_DATA)/valid.txt
+	$(BIN)/lnrnn plot runs/broad-model --out models/broad/curves.png
+	$(BIN)/python -m bench.kinds --data $(BROAD_DATA) --model models/broad --model models/default \
+		--out models/broad/kinds.json --card models/broad
+
 # the size ladder (docs/ladder.md): the same recipe on the broad mix at two budgets of int8 files; int4 in blocks
 # of 16 (small models lose 2x less than in the default model's 64), kept up to the delta each card states;
 # each card's table comes from bench/ladder.py

@@ -135,8 +135,11 @@ def load_model(source: Path, name: str = BEST) -> tuple[ByteLM, dict[str, Any]]:
 
 
 def init_weights(model: ByteLM, source: Path) -> None:
-    """Fine-tuning start: copy a checkpoint's best weights into ``model`` (same architecture required)."""
-    donor, _ = load_model(source)
+    """Fine-tuning start: copy a checkpoint's best weights, or an exported model's (``step.onnx``), into
+    ``model`` (same architecture required)."""
+    from lnrnn.train.from_export import is_export, model_from_export
+
+    donor = model_from_export(source) if is_export(source) else load_model(source)[0]
     mine, theirs = model.config.to_dict(), donor.config.to_dict()
     changed = [k for k in ARCHITECTURE_KEYS if mine[k] != theirs[k]]
     if changed:

@@ -126,7 +126,8 @@ def _runtime_arguments(o: Group) -> None:
         "--init-from",
         dest="init_from",
         default=None,
-        help="fine-tune: start from this run's best weights (architecture taken from it)",
+        help="fine-tune: start from this run's best weights, or an exported model's (a directory with "
+        "step.onnx, or a shipped model's name: default); the architecture is taken from it",
     )
 
 

@@ -42,12 +42,13 @@ def init_architecture(args: argparse.Namespace) -> dict[str, Any]:
             raise UserError(f"--preset {args.preset} fine-tunes a trained run: add --init-from RUN")
         return {}
     from lnrnn.train.checkpoint import checkpoint_paths, read_meta
+    from lnrnn.train.from_export import architecture, is_export, resolve_source
 
-    source = Path(args.init_from)
-    if not source.exists():
-        raise UserError(f"--init-from: {source} does not exist")
+    source = resolve_source(Path(args.init_from))
     args.init_from = str(source.resolve())  # config.json records where the weights came from
-    saved = read_meta(checkpoint_paths(source)[1]).get("model", {})
+    saved = (
+        architecture(source) if is_export(source) else read_meta(checkpoint_paths(source)[1]).get("model", {})
+    )
     arch = {k: saved[k] for k in ARCHITECTURE_KEYS if k in saved}
     given = flags_given(args)
     changed = sorted(k for k in arch if k in given and given[k] != arch[k])
