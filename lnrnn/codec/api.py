@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import platform
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,14 +19,46 @@ from lnrnn.codec.engine import DEFAULT_BLOCK_SIZE, DEFAULT_LANES, Layout, Progre
 from lnrnn.codec.errors import ChecksumMismatch, ContainerError, ModelFileError, ModelMismatch
 from lnrnn.codec.model import ARCHIVE_PRECISIONS, StepGraph
 
+# numpy's names for instruction-set levels, least capable first; onnxruntime and numpy pick their float and
+# int8 kernels by them, so format 1's probabilities differ between levels (AVX2 against AVX-512 VNNI: the
+# golden archives of tests/codec/golden/ no longer decode)
+CPU_LEVELS = (
+    "SSE42", "X86_V2", "AVX2", "X86_V3", "AVX512F", "AVX512_SKX", "AVX512_CLX", "AVX512_CNL", "AVX512_ICL",
+    "AVX512_SPR", "NEON", "ASIMD", "ASIMDHP", "ASIMDDP", "SVE",
+)  # fmt: skip
+
+
+def cpu_kind() -> str:
+    """``x86_64/AVX512_ICL``: the machine and the highest level numpy detects, ``+AMX`` where Linux reports
+    AMX int8 tiles (onnxruntime's int8 kernels use them; numpy does not name them)."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as features
+    except ImportError:  # numpy 1.x
+        try:
+            from numpy.core._multiarray_umath import __cpu_features__ as features
+        except ImportError:  # pragma: no cover - a numpy without the table
+            features = {}
+    present = [level for level in CPU_LEVELS if features.get(level)]
+    kind = platform.machine() + (f"/{present[-1]}" if present else "")
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as info:
+            if " amx_int8" in info.read():
+                kind += "+AMX"
+    except OSError:  # not Linux
+        pass
+    return kind
+
 
 def producer() -> str:
-    """The versions whose numbers the encoder's probabilities depend on."""
+    """The versions and the kind of CPU whose numbers the encoder's probabilities depend on."""
     try:
         coder = metadata.version("constriction")
     except metadata.PackageNotFoundError:  # pragma: no cover - installed with the serve extra
         coder = "?"
-    return f"lnrnn {__version__}, onnxruntime {ort.__version__}, numpy {np.__version__}, constriction {coder}"
+    return (
+        f"lnrnn {__version__}, onnxruntime {ort.__version__}, numpy {np.__version__}, constriction {coder}, "
+        f"cpu {cpu_kind()}"
+    )
 
 
 @dataclass(frozen=True)
@@ -149,13 +182,16 @@ def checksum_message(written_by: str, read_by: str) -> str:
 
 
 def _sides(written_by: str, read_by: str) -> str:
-    """``written by ...; read by ... (differs: onnxruntime 1.20.0 -> 1.22.0)``."""
-    before, after = _versions(written_by), _versions(read_by)
-    changed = ", ".join(f"{k} {v} -> {after.get(k, '?')}" for k, v in before.items() if v != after.get(k))
+    """``written by ...; read by ... (differs: onnxruntime 1.20.0 -> 1.22.0)``; archives from before the
+    producer named the CPU say ``cpu (not recorded) -> ...``."""
+    before, after = producer_parts(written_by), producer_parts(read_by)
+    changes = [f"{k} {v} -> {after.get(k, '?')}" for k, v in before.items() if v != after.get(k)]
+    changes += [f"{k} (not recorded) -> {v}" for k, v in after.items() if k not in before]
+    changed = ", ".join(changes)
     return f"written by {written_by}; read by {read_by}" + (f" (differs: {changed})" if changed else "")
 
 
-def _versions(producer: str) -> dict[str, str]:
+def producer_parts(producer: str) -> dict[str, str]:
     """``"lnrnn 0.1.0, onnxruntime 1.22.0"`` -> ``{"lnrnn": "0.1.0", "onnxruntime": "1.22.0"}``."""
     return {name: version for name, _, version in (part.rpartition(" ") for part in producer.split(", "))}
 
@@ -188,7 +224,7 @@ def decompress(
     except ContainerError as err:  # the range decoder refused the words: other versions compute other floats
         if header.producer == producer() or network is not None:  # format 2: the same on every machine
             raise
-        raise ContainerError(f"{err}; {_sides(header.producer, producer())}") from None
+        raise ContainerError(f"{str(err).rstrip('.')}; {_sides(header.producer, producer())}") from None
     assert coded.data is not None
     if zlib.crc32(coded.data) != header.content_crc:
         if network is not None:

@@ -26,6 +26,10 @@ from tests.helpers import TestClient, settings_for
 
 LADDER = [name for name in ladder.LADDER if name in ladder.BUDGETS]
 CHEAP_SPLITS = ("alice29", "asyoulik")  # the smallest splits: rescored (adaptive too) in seconds
+# The cards were measured on an AVX2 CPU. fp32 and int4 rescore to the same digits on AVX-512 too, but
+# onnxruntime's int8 products (uint8 x int8) round differently there: AVX2 saturates pairwise sums, VNNI
+# does not (measured on an AVX-512 VNNI EPYC: up to 3.3e-4 bits/byte on these splits).
+TOLERANCE = {"fp32": 1e-4, "int4": 1e-4, "int8": 1e-3}
 INT4_BLOCK_SIZE = 16  # what `make ladder-*` quantizes with (Makefile)
 INT4_MAX_DELTA = {"ladder-1m": 0.1, "ladder-256k": 0.2}  # the bounds `make ladder-*` keeps int4 under
 
@@ -85,9 +89,9 @@ def test_card_numbers_reproduce(name: str) -> None:
         for precision in ladder.PRECISIONS:
             runtime = Runtime.load(model_dir(name), device="cpu", threads=1, precision=precision)
             alone = bits_per_byte(runtime.score(data).nats, len(data))
-            assert rows[precision]["alone"][split.name] == pytest.approx(alone, abs=1e-4)
+            assert rows[precision]["alone"][split.name] == pytest.approx(alone, abs=TOLERANCE[precision])
         adaptive = bits_per_byte(information(data, StepGraph.load(model_dir(name), "int8")), len(data))
-        assert rows["int8"]["adaptive"][split.name] == pytest.approx(adaptive, abs=1e-4)
+        assert rows["int8"]["adaptive"][split.name] == pytest.approx(adaptive, abs=TOLERANCE["int8"])
 
 
 @pytest.mark.parametrize("name", LADDER)

@@ -108,7 +108,9 @@ def test_a_missing_source_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixt
     corpus = write_corpus(tmp_path / "c.txt", n=5_000)
     argv = ["train", "--data", str(corpus), "--out", str(tmp_path / "x"), *TINY, "--init-from", "nope"]
     assert main(argv) == 2
-    assert capsys.readouterr().err == "lnrnn train: error: --init-from: nope does not exist\n"
+    assert capsys.readouterr().err == (
+        "lnrnn train: error: --init-from: nope does not exist (nor is it a shipped model's name)\n"
+    )
 
 
 def test_a_fine_tuning_preset_needs_a_source(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
