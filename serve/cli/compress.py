@@ -130,7 +130,7 @@ def _each(
             _check_target(target, source, args.force)
             data, summary = one(source, read_input(source))
             if target:
-                write_output(target, data)
+                write_output(target, data, source=source)
         except UserError as err:
             if len(args.files) <= 1:
                 raise  # the usual one-line error and exit 2

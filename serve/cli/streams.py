@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -27,9 +28,22 @@ def read_input(name: str) -> bytes:
         raise UserError(f"cannot read {name}: {err.strerror}") from None
 
 
-def write_output(name: str, data: bytes) -> None:
+def _mode_for(source: str) -> int:
+    """The new file's permission bits: the input file's, as gzip keeps them, else what ``open`` would give
+    (0666 less the umask; the temporary file alone would be 0600)."""
+    if source != "-":
+        try:
+            return stat.S_IMODE(os.stat(source).st_mode)
+        except OSError:
+            pass
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def write_output(name: str, data: bytes, *, source: str = "-") -> None:
     """Standard output for ``-``, else a temporary file in the target's folder renamed over it once
-    complete: a failed command never leaves a partial file."""
+    complete: a failed command never leaves a partial file. The file gets ``source``'s permission bits."""
     if name == "-":
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
@@ -42,6 +56,7 @@ def write_output(name: str, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(data)
+            os.fchmod(out.fileno(), _mode_for(source))
         os.replace(tmp, target)
     except OSError as err:
         Path(tmp).unlink(missing_ok=True)

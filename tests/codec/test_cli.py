@@ -194,3 +194,21 @@ def test_gzip_conventions(
     assert code == 2 and "already ends in .lnrz" in err
     code, _, err = run(capsys, "compress", "-c", str(source), str(other), *model)
     assert code == 2 and "-c takes one input" in err
+
+
+def test_archives_and_restored_files_keep_the_input_permissions(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As gzip does: a private file's archive is private too, and a shared one's is readable (the temporary
+    file the output is written through would otherwise leave every output 0600)."""
+    model = ["--model", str(model_dir), "--block-size", BLOCK, "-q"]
+    for mode in (0o600, 0o644):
+        source = tmp_path / f"text-{mode:o}.txt"
+        source.write_bytes(TEXT)
+        source.chmod(mode)
+        assert run(capsys, "compress", str(source), *model)[0] == 0
+        archive = source.with_name(source.name + ".lnrz")
+        assert archive.stat().st_mode & 0o777 == mode
+        source.unlink()
+        assert run(capsys, "decompress", str(archive), "--model", str(model_dir), "-q")[0] == 0
+        assert source.read_bytes() == TEXT and source.stat().st_mode & 0o777 == mode
