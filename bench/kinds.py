@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import classic_compressors
+from bench.common import REPO
 from lnrnn.bpc import bits_per_byte
 from lnrnn.codec import StepGraph, information
 from lnrnn.serve.engine.runtime import Runtime
@@ -43,6 +44,8 @@ ENGLISH_SLACK = 0.02  # bits/byte the new default may lose on an English split
 UNIFORM = 8.0  # bits/byte of a uniform guess over 256 bytes
 QUICK_BYTES = 2048
 START, END = "<!-- kinds:start -->", "<!-- kinds:end -->"
+BENCH_MODELS = ("broad", "default")  # ``make bench``: the broad model against today's default
+BENCH_DATA = REPO / "runs" / "broad-data"
 
 
 def texts(data_dir: Path, quick: bool) -> list[tuple[str, str, bytes]]:
@@ -175,6 +178,48 @@ def write_card(model_dir: Path, res: dict[str, Any]) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     card.write_text(text, encoding="utf-8")
+
+
+def bench_measure(quick: bool) -> dict[str, Any]:
+    """The ``kinds`` section of ``make bench`` (needs ``make default-data``)."""
+    return measure([REPO / "models" / m for m in BENCH_MODELS], BENCH_DATA, quick, log=print)
+
+
+def render_section(res: dict[str, Any]) -> list[str]:
+    kinds = res["kinds"]
+    names = " against ".join(m["model"] for m in kinds["models"])
+    return [
+        "## Kinds of text",
+        "",
+        f"Bits per byte by kind of text, {names} (`python -m bench.update_sections kinds`;",
+        "the same table is in the broad model's card): the model alone in fp32 and int8 (what `lnrnn score`",
+        "and `/v1/score` use; int8 in bold, the CPU default) and adaptive (int8, what `lnrnn compress` codes",
+        "to), beside gzip -9, xz -9e and PPMd order 6 on the same bytes. Groups: the eight shared English",
+        "splits; the held-out split of every kind in the broad mix (`make default-data`, docs/broad-mix.md);",
+        "the kinds kept out of it (ood).",
+        "",
+        *render(kinds),
+        "",
+    ]
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The broad model's goals as rows of the BENCHMARKS.md target table."""
+    kinds = results.get("kinds", {})
+    if len(kinds.get("models", [])) < 2:
+        return []
+    from bench.targets import _target
+
+    return [
+        _target(
+            f"kinds: {kinds['models'][0]['model']}",
+            g["goal"],
+            f"worst {g['worst']}: {g['margin']:+.3f}",
+            g["met"],
+            f"short on {g['worst']} by {g['margin']:+.3f} bits/byte",
+        )
+        for g in goals(kinds)
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

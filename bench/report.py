@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench import compress, device, ladder
+from bench import compress, device, kinds, ladder
 from bench.common import fmt, mb_and_mib
 from bench.completion import section as completion
 from bench.scoring import LABELS
@@ -487,6 +487,7 @@ def render(res: dict[str, Any]) -> str:
         ("completion", completion.render),
         ("device", device.render),
         ("ladder", ladder.render),
+        ("kinds", kinds.render_section),
         ("training", training),
     ):
         if name not in res:

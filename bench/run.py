@@ -23,6 +23,7 @@ from bench import (
     device,
     footprint,
     int8_choices,
+    kinds,
     ladder,
     profile_scan,
     report,
@@ -79,6 +80,7 @@ def sections(quick: bool, tmp: Path) -> list[tuple[str, Callable[[], dict[str, A
         ("completion", lambda: completion.measure(quick)),  # tests/bench/test_ksr.py tests its parts
         ("device", lambda: device.measure(quick)),  # tests/serve/test_page_device.py drives the same page
         ("ladder", lambda: ladder.measure(quick)),  # tests/bench/test_ladder.py runs it on tiny models
+        ("kinds", lambda: kinds.bench_measure(quick)),  # tests/bench/test_kinds.py runs it on tiny models
     ]
     return [
         ("roofline", lambda: roofline.measure(quick)),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench import device, ladder
+from bench import device, kinds, ladder
 from bench.common import MB_PER_MIB, mb_and_mib
 from bench.completion import section as completion
 from bench.cost import per_byte, sequence_bound
@@ -469,4 +469,5 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
         + completion.targets(results)
         + device.targets(results)
         + ladder.targets(results)
+        + kinds.targets(results)
     )

@@ -25,7 +25,17 @@ RESULTS, MARKDOWN = REPO / "bench" / "results.json", REPO / "BENCHMARKS.md"
 
 
 # sections that stand alone (scoring and roofline are combined after a full run, so they are not here)
-STANDALONE = ("int8_choices", "typing", "batching", "serving", "compress", "completion", "device", "ladder")
+STANDALONE = (
+    "int8_choices",
+    "typing",
+    "batching",
+    "serving",
+    "compress",
+    "completion",
+    "device",
+    "ladder",
+    "kinds",
+)
 
 
 def main() -> int:

@@ -113,3 +113,14 @@ def test_cli_renders_saved_results_and_refuses_a_missing_model(
     assert kinds.main(["--model", str(tmp_path / "nothing")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "nothing" in err
+
+
+def test_bench_section_and_target_rows(result: dict) -> None:
+    lines = kinds.render_section({"kinds": result})
+    assert lines[0] == "## Kinds of text" and "candidate against reference" in lines[2]
+    assert any(line.startswith("| ood | perl |") for line in lines)
+    rows = kinds.targets({"kinds": result})
+    assert [r["name"] for r in rows] == ["kinds: candidate"] * 5
+    ppmd = next(r for r in rows if "below PPMd" in r["target"])
+    assert ppmd["met"] is False and "code-python" in ppmd["explanation"]
+    assert kinds.targets({}) == []  # not measured: no rows
