@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     model_dir: Path = Field(
         DEFAULT_MODEL_DIR,
         description="directory with step.onnx and sequence.onnx, or a shipped model's name (default, "
-        "ladder-1m, ladder-256k, broad)",
+        "ladder-1m, ladder-256k; broad in a checkout)",
     )
     device: Device = Field("auto", description="auto: CUDA if really active, else CPU; cuda: fail without it")
     threads: int = Field(1, ge=0, le=256, description="ORT intra-op threads per session; 0 = one per core")

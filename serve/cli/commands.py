@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "model_dir",
         nargs="?",
-        help="model directory or shipped model name (ladder-1m, ladder-256k, broad; default: "
+        help="model directory or shipped model name (ladder-1m, ladder-256k; broad in a checkout; default: "
         "$LNRNN_MODEL_DIR, else the shipped models/default)",
     )
     p.add_argument("--host", help="bind address (default 127.0.0.1; use 0.0.0.0 to listen on all interfaces)")
@@ -80,7 +80,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         parser.add_argument(
             "--model",
             dest="model_dir",
-            help="model directory or shipped model name (ladder-1m, ladder-256k, broad; default: "
+            help="model directory or shipped model name (ladder-1m, ladder-256k; broad in a checkout; default: "
             "$LNRNN_MODEL_DIR, else the shipped models/default)",
         )
         return parser
