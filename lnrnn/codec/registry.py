@@ -227,6 +227,17 @@ ABOUT = (
 )
 
 
+# shipped in the repository but not in the wheel (pyproject.toml, tool.setuptools.exclude-package-data)
+CHECKOUT_ONLY = frozenset({"broad"})
+
+
+def how_to_get(model: str, version: str) -> str:
+    """Where a user finds a model of lnrnn ``version`` that is not installed."""
+    if model in CHECKOUT_ONLY:
+        return f"the models/{model} directory of an lnrnn {version} checkout (it is not in the wheel)"
+    return f"pip install lnrnn=={version}, or the models/{model} directory of lnrnn {version}"
+
+
 def updated_table(root: Path | None = None, version: str = __version__) -> dict[str, Any]:
     """The table of ``root`` (default: the installed package) with an entry for every step graph shipped
     there now; an existing entry is kept as it is (the version that first shipped it)."""
@@ -237,7 +248,7 @@ def updated_table(root: Path | None = None, version: str = __version__) -> dict[
             value = fingerprint(model.model_dir / name)
             if value is None:
                 continue
-            get = f"pip install lnrnn=={version}, or the models/{model.name} directory of lnrnn {version}"
+            get = how_to_get(model.name, version)
             entry = {"model": model.name, "precision": precision, "file": name, "lnrnn": version, "get": get}
             entries.setdefault(value.hex(), entry)
     return {"about": ABOUT, "fingerprints": dict(sorted(entries.items()))}

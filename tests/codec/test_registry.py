@@ -21,6 +21,7 @@ from lnrnn.serve.app import create_app
 from tests.helpers import TestClient, error, settings_for
 
 TEXT = b"Find my model by its fingerprint, then decode me byte for byte. " * 4
+REPO = Path(__file__).resolve().parents[2]
 OLD = "lnrnn 0.0.1, onnxruntime 1.0.0, numpy 1.0.0, constriction 0.1.0"  # a producer that is not this one
 OCTET = {"content-type": "application/octet-stream"}
 
@@ -313,3 +314,14 @@ def test_route_finds_the_model_by_fingerprint(
     assert client.post("/v1/decompress", content=archives["alpha"], headers=OCTET).content == TEXT
     msg = error(client.post("/v1/decompress", content=archives["beta"], headers=OCTET), 409, "model_mismatch")
     assert "one this lnrnn does not know" in msg and unpack(archives["beta"])[0].fingerprint.hex() in msg
+
+
+def test_checkout_only_models_are_the_ones_the_wheel_leaves_out() -> None:
+    """The table tells users where to get a model; for one the wheel does not carry, pip cannot be it."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+, what CI runs
+    config = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    excluded = config["tool"]["setuptools"]["exclude-package-data"]["lnrnn.models"]
+    assert {pattern.split("/")[0] for pattern in excluded} == set(registry.CHECKOUT_ONLY)
+    table = json.loads((REPO / "models" / registry.TABLE_FILE).read_text(encoding="utf-8"))
+    for entry in table["fingerprints"].values():
+        assert ("pip install" in entry["get"]) is (entry["model"] not in registry.CHECKOUT_ONLY), entry
