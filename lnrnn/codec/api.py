@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 import platform
 import zlib
@@ -31,13 +32,13 @@ CPU_LEVELS = (
 def cpu_kind() -> str:
     """``x86_64/AVX512_ICL``: the machine and the highest level numpy detects, ``+AMX`` where Linux reports
     AMX int8 tiles (onnxruntime's int8 kernels use them; numpy does not name them)."""
-    try:
-        from numpy._core._multiarray_umath import __cpu_features__ as features
-    except ImportError:  # numpy 1.x
+    features: dict[str, bool] = {}
+    for module in ("numpy._core._multiarray_umath", "numpy.core._multiarray_umath"):  # numpy 2, numpy 1
         try:
-            from numpy.core._multiarray_umath import __cpu_features__ as features
-        except ImportError:  # pragma: no cover - a numpy without the table
-            features = {}
+            features = importlib.import_module(module).__cpu_features__
+            break
+        except (ImportError, AttributeError):
+            continue
     present = [level for level in CPU_LEVELS if features.get(level)]
     kind = platform.machine() + (f"/{present[-1]}" if present else "")
     try:
