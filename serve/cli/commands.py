@@ -80,8 +80,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         parser.add_argument(
             "--model",
             dest="model_dir",
-            help="model directory or shipped model name (ladder-1m, ladder-256k; broad in a checkout; default: "
-            "$LNRNN_MODEL_DIR, else the shipped models/default)",
+            help="model directory or shipped model name (ladder-1m, ladder-256k; broad in a checkout; "
+            "default: $LNRNN_MODEL_DIR, else the shipped models/default)",
         )
         return parser
 
