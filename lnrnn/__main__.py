@@ -2,4 +2,5 @@
 
 from lnrnn.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # format 2's worker processes import the parent's main module: run nothing then
+    raise SystemExit(main())

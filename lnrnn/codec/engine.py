@@ -24,7 +24,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,9 +37,11 @@ from lnrnn.contract import BOS_ID
 if TYPE_CHECKING:  # format 1's coder imports constriction, which format 2 does not need (no aarch64 wheel)
     from lnrnn.codec.coder import LaneDecoder, LaneEncoder
     from lnrnn.codec.integer.network import IntegerNetwork
+    from lnrnn.codec.integer.workers import LaneProcess
 
 DEFAULT_BLOCK_SIZE = 16 * 1024
 DEFAULT_LANES = 2
+PROCESS_MIN_BYTES = 256 * 1024  # format 2: smaller inputs run their lanes as threads (see ``run``)
 Progress = Callable[[int], None]  # called with the number of bytes just coded (from the calling thread)
 
 
@@ -108,9 +110,12 @@ def run(
     progress: Progress | None = None,
     checkpoint: Callable[[], None] = no_checkpoint,
     network: IntegerNetwork | None = None,
+    processes: bool | None = None,
 ) -> Coded:
     """Score (``data``), encode (``data`` and ``encode``) or decode (``payloads``) every block; with
-    ``network``, format 2 (integer network and rANS, lnrnn.codec.integer) instead of format 1."""
+    ``network``, format 2 (integer network and rANS, lnrnn.codec.integer) instead of format 1, whose lanes
+    after the first run in worker processes (``processes``; None: when the input is at least
+    ``PROCESS_MIN_BYTES``, below which starting a process costs more than it saves)."""
     all_lengths = layout.block_lengths()
     lanes = []
     for blocks in layout.lane_blocks():
@@ -121,7 +126,15 @@ def run(
             size = int(lengths.sum())
             history.reshape(-1)[:size] = np.frombuffer(data, dtype=np.uint8, count=size, offset=first)
         lanes.append(Lane(blocks, lengths, history, np.zeros(len(blocks))))
-    stop = threading.Event()
+    if processes is None:
+        processes = layout.length >= PROCESS_MIN_BYTES
+    use_processes = network is not None and processes and len(lanes) > 1
+    stop: Any = threading.Event()
+    counters: Any = None  # the worker processes' progress
+    if use_processes:
+        from lnrnn.codec.integer import workers
+
+        stop, counters = workers.stop_event(), workers.shared_counters(len(lanes) - 1)
     done = [0]
     lock = threading.Lock()
 
@@ -129,19 +142,26 @@ def run(
         with lock:
             done[0] += n
 
-    def work(lane: Lane, main: bool) -> None:
-        reported = 0
+    def finished() -> int:
+        return done[0] + (workers.total(counters) if counters is not None else 0)
 
+    reported = [0]
+
+    def report(at_least: int) -> None:
+        now = finished()
+        if progress is not None and now - reported[0] >= at_least:
+            progress(now - reported[0])
+            reported[0] = now
+
+    def work(lane: Lane, main: bool) -> None:
         def step_hook() -> None:
-            nonlocal reported
             if stop.is_set():
                 raise _Stopped
             if main:
                 checkpoint()
-                if progress is not None and done[0] - reported >= 4096:
-                    now = done[0]
-                    progress(now - reported)
-                    reported = now
+                report(4096)
+                if any(worker.failed() for worker in lane_processes):
+                    raise _Stopped  # its error is raised below
 
         mine = payloads[lane.blocks.start : lane.blocks.stop] if payloads is not None else None
         if network is not None:
@@ -167,12 +187,8 @@ def run(
             while any(t.is_alive() for t in threads):  # keep the bar moving while the others finish
                 for t in threads:
                     t.join(0.2)
-                now = done[0]
-                if now > reported:
-                    progress(now - reported)
-                    reported = now
-            if done[0] > reported:
-                progress(done[0] - reported)
+                report(1)
+            report(1)
 
     errors: list[BaseException] = []
 
@@ -185,24 +201,55 @@ def run(
             errors.append(err)
             stop.set()
 
-    threads = [threading.Thread(target=guarded, args=(lane,), daemon=True) for lane in lanes[1:]]
+    threads: list[threading.Thread] = []
+    lane_processes: list[LaneProcess] = []
+    if use_processes:
+        assert network is not None
+        for slot, lane in enumerate(lanes[1:]):
+            mine = payloads[lane.blocks.start : lane.blocks.stop] if payloads is not None else None
+            lane_processes.append(
+                workers.LaneProcess(
+                    network,
+                    lane,
+                    adaptive=adaptive,
+                    encode=encode,
+                    payloads=mine,
+                    counters=counters,
+                    slot=slot,
+                    stop=stop,
+                )
+            )
+    else:
+        threads = [threading.Thread(target=guarded, args=(lane,), daemon=True) for lane in lanes[1:]]
     if network is not None:  # one BLAS thread per lane: the lanes are the parallelism (exact either way)
         from lnrnn.codec.integer import one_blas_thread
 
         blas = one_blas_thread()
     for t in threads:
         t.start()
+    failed = False
     try:
         if lanes:
             work(lanes[0], True)
     except _Stopped:
         pass  # another lane failed and set ``stop``: its own error is raised below
     except BaseException:
+        failed = True
         stop.set()
         raise
     finally:
         for t in threads:
             t.join()
+        for worker in lane_processes:
+            if failed:
+                worker.kill()
+                continue
+            err = worker.join(lambda: report(1))
+            if err is not None:
+                errors.append(err)
+                stop.set()
+        if lane_processes and not failed:
+            report(1)
         if network is not None:
             blas.restore()
     if errors:

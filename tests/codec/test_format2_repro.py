@@ -1,8 +1,9 @@
 """Format 2 archives are byte-identical, and cross-decode, whatever computes the floats underneath: BLAS
-thread counts, other OpenBLAS kernels (``OPENBLAS_CORETYPE``: other blocking, other summation orders) and
-numpy with its SIMD dispatch switched off (``NPY_DISABLE_CPU_FEATURES``), each in a fresh process. Controls
-in the same processes show that these settings do change float results (a float32 matrix product, np.exp),
-so the equal archives are not an accident of settings that change nothing."""
+thread counts, other OpenBLAS kernels (``OPENBLAS_CORETYPE``: other blocking, other summation orders), the
+matrix products by BLAS instead of onnxruntime's integer kernel, and numpy with its SIMD dispatch switched
+off (``NPY_DISABLE_CPU_FEATURES``), each in a fresh process. Controls in the same processes show that these
+settings do change float results (a float32 matrix product, np.exp), so the equal archives are not an
+accident of settings that change nothing."""
 
 from __future__ import annotations
 
@@ -86,14 +87,19 @@ def test_archives_are_identical_under_other_blas_kernels_threads_and_simd(tmp_pa
     reference.write_bytes(blob)
     disabled = dispatched_features()
     blas = str(np.show_config(mode="dicts")["Build Dependencies"]["blas"].get("name", ""))  # type: ignore[index]
+    blas_products = {"LNRNN_INTEGER_PRODUCTS": "numpy"}  # the matrix products by BLAS, not onnxruntime
     envs: dict[str, dict[str, str]] = {
         "default": {},
-        **{f"threads {n}": {"OMP_NUM_THREADS": str(n), "OPENBLAS_NUM_THREADS": str(n)} for n in (1, 2, 4)},
-        "OpenBLAS Prescott (SSE3)": {"OPENBLAS_CORETYPE": "Prescott"},
-        "OpenBLAS Sandybridge (AVX)": {"OPENBLAS_CORETYPE": "Sandybridge"},
+        **{
+            f"threads {n}": {"OMP_NUM_THREADS": str(n), "OPENBLAS_NUM_THREADS": str(n), **blas_products}
+            for n in (1, 2, 4)
+        },
+        "OpenBLAS Prescott (SSE3)": {"OPENBLAS_CORETYPE": "Prescott", **blas_products},
+        "OpenBLAS Sandybridge (AVX)": {"OPENBLAS_CORETYPE": "Sandybridge", **blas_products},
     }
     if disabled:
         envs["numpy SIMD off"] = {"NPY_DISABLE_CPU_FEATURES": " ".join(disabled)}
+        envs["numpy SIMD off, BLAS products"] = {**envs["numpy SIMD off"], **blas_products}
     with ThreadPoolExecutor(2) as pool:
         results = pool.map(lambda e: child(e, model, text, reference), envs.values())
         runs = dict(zip(envs, results, strict=True))

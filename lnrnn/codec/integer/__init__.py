@@ -13,6 +13,7 @@ read from the ONNX file by ``onnxfile.py``.
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -20,13 +21,14 @@ from lnrnn import __version__
 from lnrnn.codec.errors import ModelFileError
 from lnrnn.codec.integer.network import IntegerNetwork
 from lnrnn.codec.integer.onnxfile import OnnxFormatError, read_graph
+from lnrnn.codec.integer.products import ENV, KINDS
 from lnrnn.codec.integer.weights import gru_weights
 
 if TYPE_CHECKING:
     from lnrnn.codec.model import StepGraph
 
 FORMAT = 2
-_cache: dict[bytes, IntegerNetwork] = {}
+_cache: dict[tuple[bytes, str], IntegerNetwork] = {}
 _lock = threading.Lock()
 
 
@@ -66,8 +68,11 @@ def network_for(graph: StepGraph) -> tuple[IntegerNetwork, StepGraph]:
         from lnrnn.codec.model import StepGraph
 
         graph = StepGraph.load(graph.model_dir, "fp32")
+    products = os.environ.get(ENV, "fastest")
+    if products not in KINDS:
+        raise ModelFileError(f"{ENV} must be one of {', '.join(KINDS)}, not {products!r}")
     with _lock:
-        network = _cache.get(graph.fingerprint)
+        network = _cache.get((graph.fingerprint, products))
         if network is None:
             data = graph.file.read_bytes()
             if hashlib.sha256(data).digest()[: len(graph.fingerprint)] != graph.fingerprint:
@@ -76,8 +81,9 @@ def network_for(graph: StepGraph) -> tuple[IntegerNetwork, StepGraph]:
                 parsed = read_graph(data)
             except OnnxFormatError as err:
                 raise ModelFileError(f"cannot read {graph.file}: {err}") from None
-            network = IntegerNetwork(gru_weights(parsed, graph.meta.config, graph.meta.initial_state))
-            _cache[graph.fingerprint] = network
+            weights = gru_weights(parsed, graph.meta.config, graph.meta.initial_state)
+            network = IntegerNetwork(weights, products)
+            _cache[(graph.fingerprint, products)] = network
     return network, graph
 
 

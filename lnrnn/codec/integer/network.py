@@ -11,11 +11,10 @@ the transposed embedding plus a bias (Press & Wolf 2017). How each part is made 
 
 * **Matrix products.** Weights are int8 (below); activations are int8 with one scale per row (the
   stream): a = round(127 h / max|h|), the scale being a 24-bit integer reciprocal so that the rounding is
-  an integer multiply-add-shift. The product is a float32 BLAS ``@`` of integer-valued arrays: every
-  product and every partial sum is an integer of magnitude <= K * 127 * 127 < 2^24 (K = 448: 7.2M), which
-  float32 represents exactly, so the result is the exact integer in any summation order, blocking, thread
-  count or SIMD width (an FMA of exact integers is exact too). ``_matmul_dtype`` picks float64 (exact below
-  2^53) when K is too large for float32.
+  an integer multiply-add-shift. Every product and partial sum is an integer of magnitude
+  <= K * 127 * 127 (K = 448: 7.2M), so any correct kernel gives the same number: ONNX Runtime's
+  uint8 x uint8 -> int32 ``MatMulInteger`` where it loads, else a float32 BLAS ``@`` of the integer-valued
+  arrays (exact in any summation order, blocking, thread count or SIMD width); ``products.py``.
 * **Weight scales.** Each layer-norm slice of a matrix has one base scale max|W| / 127, and each output
   column a power-of-two refinement 2^-e (e <= ``COLUMN_SHIFT``) so that a column with small weights uses
   more of the int8 range; its products are multiplied back by 2^(COLUMN_SHIFT - e), exactly. The
@@ -50,6 +49,7 @@ import numpy as np
 
 from lnrnn.codec.errors import ModelFileError
 from lnrnn.codec.integer import tables as tb
+from lnrnn.codec.integer.products import Product, integer_product
 from lnrnn.codec.integer.weights import GRUWeights, LayerWeights
 from lnrnn.contract import BOS_ID, N_BYTES
 
@@ -59,16 +59,6 @@ _RECIP_BITS = 24  # activation rounding: a = (h * c + 2^23) >> 24 with c = floor
 _INT64_MAX = (1 << 63) - 1
 TOTAL_BITS = 24  # the coder's frequencies sum to 2^24
 TOTAL = 1 << TOTAL_BITS
-
-
-def _matmul_dtype(k: int) -> type[np.floating]:
-    """float32 if every partial sum of a K-long int8 x int8 product is exact in it, else float64."""
-    bound = k * QMAX * QMAX
-    if bound < 1 << 24:
-        return np.float32
-    if bound < 1 << 53:
-        return np.float64
-    raise ModelFileError(f"format 2: a {k}-long product is too long for exact float64 sums")
 
 
 @dataclass(frozen=True)
@@ -215,7 +205,7 @@ class State:
     for the next step (computed together with the next layer's input, one matrix product per layer)."""
 
     h: np.ndarray  # integer-valued float64 [L, B, H]
-    rec: np.ndarray  # integer-valued float [L, B, 3H]: the U h products
+    rec: np.ndarray  # int32 [L, B, 3H]: the U h products
     rec_unit: np.ndarray  # float64 [L, B]: real size of one unit of the int8 h behind ``rec``
 
     def keep(self, k: int) -> State:
@@ -234,7 +224,9 @@ class IntegerNetwork:
     int64 multiply and shifts less so): every such value is an integer below 2^53 in magnitude and every
     operation on them (+, -, *, multiplication by 2^-k, floor) is exact, so they are integer arithmetic."""
 
-    def __init__(self, weights: GRUWeights) -> None:
+    def __init__(self, weights: GRUWeights, products: str = "fastest") -> None:
+        """``products``: which kernel computes the matrix products (``products.integer_product``: all give
+        the same integers)."""
         self.hidden = h = weights.hidden
         self.layers = len(weights.layers)
         self.sigmoid = tb.sigmoid_table().astype(np.float32)  # exact (|v| <= 2^15), half the cache
@@ -253,14 +245,12 @@ class IntegerNetwork:
         self.head_scale = row_scale[:N_BYTES] * float(1 << tb.LOGIT_BITS)  # exact power-of-two scaling
         self.head_bias = weights.output_bias[:N_BYTES].astype(np.float64) * float(1 << tb.LOGIT_BITS)
         # each layer's new h multiplies [next layer's input matrix | its own recurrent matrix] at once
-        dtype = _matmul_dtype(h)
-        self.fused: list[np.ndarray] = []
+        self.fused: list[Product] = []
         for i in range(self.layers):
             ahead = self.inputs[i + 1].weight if i + 1 < self.layers else emb_q[:N_BYTES].T
-            self.fused.append(
-                np.ascontiguousarray(np.concatenate([ahead, self.recurrent[i].weight], 1), dtype)
-            )
-        self.ahead = [self.fused[i].shape[1] - 3 * h for i in range(self.layers)]
+            self.fused.append(integer_product(np.concatenate([ahead, self.recurrent[i].weight], 1), products))
+        self.products = type(self.fused[0]).__name__  # which kernel computes the (identical) products
+        self.ahead = [self.fused[i].columns - 3 * h for i in range(self.layers)]
         # layer 0's input path depends on the byte only: LN(W_ih emb[v]) for all 257 tokens, by the same code
         first = self.inputs[0]
         acc = emb_q @ first.weight  # float64: exact (|partial sums| <= E * 127 * 127 < 2^53)
@@ -277,11 +267,11 @@ class IntegerNetwork:
     def start(self, rows: int) -> State:
         """The learned initial state for ``rows`` streams, with its recurrent products."""
         h = np.ascontiguousarray(np.repeat(self.initial[:, None, :], rows, axis=1))
-        rec = np.empty((self.layers, rows, 3 * self.hidden), dtype=self.fused[0].dtype)
+        rec = np.empty((self.layers, rows, 3 * self.hidden), dtype=np.int32)
         unit = np.empty((self.layers, rows), dtype=np.float64)
         for i in range(self.layers):
             a, scale = quantize_rows(h[i])
-            rec[i] = a.astype(self.fused[i].dtype) @ self.fused[i][:, self.ahead[i] :]
+            rec[i] = self.fused[i](a)[:, self.ahead[i] :]
             unit[i] = scale * self.h_scale
         return State(h, rec, unit)
 
@@ -328,7 +318,7 @@ class IntegerNetwork:
             self._gates(inp, rec_q, state.h[i], new_h[i])
             a, scale = quantize_rows(new_h[i])
             unit = scale * self.h_scale
-            product = a @ self.fused[i]
+            product = self.fused[i](a)
             ahead = product[:, : self.ahead[i]]
             new_rec[i] = product[:, self.ahead[i] :]
             new_unit[i] = unit

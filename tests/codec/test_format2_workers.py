@@ -1,0 +1,74 @@
+"""Format 2's lanes in worker processes: the same archive bytes as threads, decoding too; progress counts
+every byte; a worker's error comes back as the same one-line error; a cancelled run leaves no process."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+
+import numpy as np
+import pytest
+
+from lnrnn.codec import StepGraph, compress, decompress, engine, unpack
+from lnrnn.codec.container import pack
+from lnrnn.codec.engine import Layout, run
+from lnrnn.codec.errors import ContainerError
+from lnrnn.codec.integer import network_for
+
+DATA = bytes(np.random.default_rng(5).integers(0, 256, 700, dtype=np.uint8)) + b"lanes in processes " * 60
+
+
+@pytest.mark.parametrize("adaptive", [False, True])
+def test_processes_make_the_same_archive_as_threads_and_decode_it(
+    graph: StepGraph, adaptive: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    layout = {"block_size": 150, "lanes": 3}
+    monkeypatch.setattr(engine, "PROCESS_MIN_BYTES", 1 << 40)
+    threads = compress(DATA, graph, adaptive=adaptive, version=2, **layout).blob  # type: ignore[arg-type]
+    monkeypatch.setattr(engine, "PROCESS_MIN_BYTES", 0)
+    seen: list[int] = []
+    processes = compress(DATA, graph, adaptive=adaptive, version=2, progress=seen.append, **layout)  # type: ignore[arg-type]
+    assert processes.blob == threads
+    assert sum(seen) == len(DATA)
+    assert decompress(threads, graph) == DATA  # through worker processes (PROCESS_MIN_BYTES is 0)
+    assert not mp.active_children()
+
+
+def test_an_error_in_a_worker_lane_is_the_one_line_error(
+    graph: StepGraph, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine, "PROCESS_MIN_BYTES", 0)
+    blob = compress(DATA, graph, adaptive=False, version=2, block_size=150, lanes=2).blob
+    header, payloads = unpack(blob)
+    last = bytearray(payloads[-1])  # a block of the second lane: decoded in a worker process
+    last[len(last) // 2] ^= 0xFF
+    broken = pack(header, [*payloads[:-1], bytes(last)])
+    with pytest.raises(ContainerError) as err:
+        decompress(broken, graph)
+    assert "\n" not in str(err.value)
+    assert not mp.active_children()
+
+
+def test_a_cancelled_run_stops_its_workers(graph: StepGraph) -> None:
+    network, fp32 = network_for(graph)
+    calls = [0]
+
+    class Cancelled(Exception):
+        pass
+
+    def checkpoint() -> None:
+        calls[0] += 1
+        if calls[0] == 20:
+            raise Cancelled
+
+    with pytest.raises(Cancelled):
+        run(
+            fp32,
+            Layout(len(DATA), 100, 2),
+            adaptive=True,
+            data=DATA,
+            encode=True,
+            checkpoint=checkpoint,
+            network=network,
+            processes=True,
+        )
+    assert not mp.active_children()
