@@ -106,6 +106,7 @@ def versions() -> dict[str, str]:
     import onnxruntime as ort
 
     from lnrnn.codec.integer import producer
+    from lnrnn.codec.integer.products import integer_product
 
     try:
         coder = metadata.version("constriction")
@@ -119,6 +120,8 @@ def versions() -> dict[str, str]:
         "onnxruntime": ort.__version__,
         "constriction": coder,
         "format2 producer": producer(),
+        # which kernel computes format 2's matrix products here (OrtProduct: onnxruntime's MatMulInteger)
+        "format2 products": type(integer_product(np.ones((4, 4)))).__name__,
         # the SIMD kernels numpy dispatches to here (qemu-user's default aarch64 CPU has ASIMD, SVE, ...)
         "numpy simd": " ".join(_simd()) or "baseline only",
     }
