@@ -82,7 +82,7 @@ def compress(
     lanes: int = DEFAULT_LANES,
     progress: Progress | None = None,
     checkpoint: Callable[[], None] = no_checkpoint,
-    version: int = 1,
+    version: int = 2,
 ) -> Compressed:
     """The container of ``data`` (any bytes, empty too) in format ``version``: 1 (float probabilities
     from the step graph, constriction) or 2 (integer probabilities derived from ``step.onnx``, rANS:
@@ -141,7 +141,8 @@ def information(
     version: int = 1,
 ) -> float:
     """-ln p(data) in nats under the model ``compress`` codes with (same blocks, same lanes, same
-    format): the payload of ``compress`` is this many bits (``lnrnn.bpc.nats_to_bits``) plus the coder's
+    format; format 1 by default, which scores with the loaded precision, int4 too): the payload of
+    ``compress`` is this many bits (``lnrnn.bpc.nats_to_bits``) plus the coder's
     few bytes per block (``overhead_bound``)."""
     network, graph = _format(graph, version)
     layout = Layout(len(data), block_size, lanes)
@@ -209,6 +210,8 @@ def decompress(
     header, payloads = container.unpack(blob)
     if graph is None:
         graph = registry.graph_for(header)
+    if header.version == 2 and graph.int8:  # format 2 is made from the same model's fp32 step.onnx
+        graph = StepGraph.load(graph.model_dir, "fp32")
     check_model(header, graph)
     network, graph = _format(graph, header.version)
     layout = Layout(header.length, header.block_size, header.lanes)

@@ -30,7 +30,7 @@ def register(with_model: WithModel) -> None:
         "compress",
         help="compress files losslessly with the model (range coding + adaptive mixing), as gzip does",
         description=f"Compress any bytes: FILE becomes FILE{SUFFIX} beside it and FILE is kept; - (or no "
-        "FILE) reads standard input and writes standard output. The same model directory (and, for format "
+        "FILE) reads standard input and writes standard output. The same model directory (and, for --format "
         "1, the same lnrnn, onnxruntime, numpy and CPU kind; format 2 decodes anywhere) must decompress it: "
         "the container records the model's fingerprint and a CRC.",
     )
@@ -49,10 +49,10 @@ def register(with_model: WithModel) -> None:
         "--format",
         type=int,
         choices=(1, 2),
-        default=1,
-        help="1 (default): float probabilities from the step graph, decoded only by the same onnxruntime, "
-        "numpy and CPU kind; 2: integer probabilities computed from step.onnx, the same archive and "
-        "decoding on any machine and library version (--precision is ignored)",
+        default=2,
+        help="2 (default): integer probabilities computed from step.onnx, the same archive and decoding on "
+        "any machine and library version (--precision is ignored); 1: float probabilities from the step "
+        "graph, decoded only by the same onnxruntime, numpy and CPU kind",
     )
     p.set_defaults(handler=compress)
 

@@ -85,6 +85,7 @@ def test_an_int8_graph_codes_with_its_fp32_weights(graph: StepGraph, int8_dir: P
     blob = compress(data, int8, adaptive=False, block_size=100, version=2).blob
     assert blob == compress(data, fp32, adaptive=False, block_size=100, version=2).blob
     assert unpack(blob)[0].fingerprint == fp32.fingerprint and decompress(blob, fp32) == data
+    assert decompress(blob, int8) == data  # the same model given by its int8 graph
 
 
 def test_no_onnxruntime_call_makes_a_number(graph: StepGraph) -> None:
@@ -183,17 +184,17 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def test_cli_writes_format_2_and_reads_both(
+def test_cli_writes_format_2_by_default_and_reads_both(
     model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    text = b"The CLI: --format 2 writes it, decompress reads 1 and 2 by the version byte. " * 6
+    text = b"The CLI: format 2 by default, --format 1 on request; decompress reads both by the version. " * 6
     one, two = tmp_path / "one.txt", tmp_path / "two.txt"
     one.write_bytes(text)
     two.write_bytes(text[::-1])
     model = ["--model", str(model_dir), "--block-size", "128"]
-    code, _, err = run(capsys, "compress", str(one), *model, "--neural-only")
+    code, _, err = run(capsys, "compress", str(one), *model, "--neural-only", "--format", "1")
     assert code == 0
-    code, _, err = run(capsys, "compress", str(two), *model, "--neural-only", "--format", "2")
+    code, _, err = run(capsys, "compress", str(two), *model, "--neural-only")
     assert code == 0 and "format 2 (integer)" in err and err.count("\n") == 1
     assert unpack((tmp_path / "one.txt.lnrz").read_bytes())[0].version == 1
     assert unpack((tmp_path / "two.txt.lnrz").read_bytes())[0].version == 2

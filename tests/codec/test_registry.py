@@ -77,7 +77,7 @@ def fp(path: Path) -> bytes:
 
 
 def pack(model: Path, precision: str, data: bytes = TEXT) -> bytes:
-    return compress(data, StepGraph.load(model, precision), block_size=100).blob
+    return compress(data, StepGraph.load(model, precision), block_size=100, version=1).blob
 
 
 @pytest.fixture(scope="module")

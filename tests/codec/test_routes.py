@@ -40,7 +40,8 @@ def test_round_trip_any_bytes(client: TestClient) -> None:
 def test_same_container_as_the_cli(client: TestClient, graph: StepGraph) -> None:
     data = TEXT.encode()
     packed = client.post("/v1/compress", content=data, headers=OCTET).content
-    assert packed == compress(data, graph).blob  # same model, same format, same bytes
+    assert packed == compress(data, graph).blob  # same model, same format (2 by default), same bytes
+    assert unpack(packed)[0].version == 2
 
 
 def test_format_2_over_rest(client: TestClient, graph: StepGraph) -> None:
