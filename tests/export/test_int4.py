@@ -405,7 +405,14 @@ def test_adaptive_score_at_int4_and_no_archive_from_it(
     scored = json.loads(capsys.readouterr().out)
     assert scored["precision"] == "int4" and scored["bits"] == pytest.approx(nats / np.log(2), rel=1e-9)
     # a format-1 header records fp32 or int8 only: an int4 archive could not name its graph
-    assert main(["compress", str(path), "--model", str(int4_dir), "--precision", "int4"]) == 2
+    one = ["compress", str(path), "--model", str(int4_dir), "--precision", "int4", "--format", "1"]
+    assert main(one) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "fp32 or int8" in err
     assert not (tmp_path / "t.txt.lnrz").exists()
+    # format 2 (the default) derives its integers from step.onnx whatever --precision says, and says so
+    assert main(["compress", str(path), "--model", str(int4_dir), "--precision", "int4"]) == 0
+    assert "format 2 (integer)" in capsys.readouterr().err
+    path.unlink()
+    assert main(["decompress", str(tmp_path / "t.txt.lnrz"), "--model", str(int4_dir)]) == 0
+    assert path.read_bytes() == text
