@@ -4,6 +4,9 @@ every byte; a worker's error comes back as the same one-line error; a cancelled 
 from __future__ import annotations
 
 import multiprocessing as mp
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -72,3 +75,37 @@ def test_a_cancelled_run_stops_its_workers(graph: StepGraph) -> None:
             processes=True,
         )
     assert not mp.active_children()
+
+
+UNGUARDED = """
+import sys
+from pathlib import Path
+
+from lnrnn.codec import StepGraph, compress, decompress, engine
+
+with open(sys.argv[2], "a") as marks:  # a side effect at the top level, as in any small script
+    marks.write("ran\\n")
+engine.PROCESS_MIN_BYTES = 0
+graph = StepGraph.load(Path(sys.argv[1]), "fp32")
+data = b"a script without a main guard " * 40
+blob = compress(data, graph, block_size=300, lanes=2).blob
+assert decompress(blob, graph) == data
+print("round trip", len(blob))
+"""
+
+
+def test_a_script_without_a_main_guard_runs_once(model_dir: Path, tmp_path: Path) -> None:
+    """A spawned worker would re-run the caller's script (side effects included) and fail there: the
+    workers start with the main module hidden, so the script runs once and its archive round-trips."""
+    script, marks = tmp_path / "unguarded.py", tmp_path / "marks.txt"
+    script.write_text(UNGUARDED, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, str(script), str(model_dir), str(marks)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "round trip" in done.stdout
+    assert marks.read_text(encoding="utf-8") == "ran\n"

@@ -12,13 +12,22 @@ produced (payloads, or the decoded rows) and its code lengths. Progress is one s
 ``stop`` is set by the parent when another lane fails or the run is cancelled, and the worker then ends at
 its next step. An error in the worker comes back as the same exception (or a ``CodecError`` with its
 message, if it cannot be pickled) and is raised by the parent.
+
+A spawned child normally re-runs the parent's main script (to find objects defined there) before it
+starts. Nothing a worker receives is defined there, and a caller's script without an
+``if __name__ == "__main__"`` guard would run again (side effects included) and then fail in the child,
+so ``_main_hidden`` shows ``multiprocessing`` an empty main module while a worker starts.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import pickle
-from collections.abc import Callable
+import sys
+import threading
+import types
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +40,20 @@ if TYPE_CHECKING:
     from lnrnn.codec.integer.network import IntegerNetwork
 
 _CONTEXT = mp.get_context("spawn")
+_STARTING = threading.Lock()  # one start at a time while the main module is swapped
+
+
+@contextmanager
+def _main_hidden() -> Iterator[None]:
+    """``sys.modules["__main__"]`` is an empty module for the duration (module docstring)."""
+    with _STARTING:
+        main = sys.modules.get("__main__")
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            yield
+        finally:
+            if main is not None:
+                sys.modules["__main__"] = main
 
 
 class _Stopped(Exception):
@@ -102,7 +125,8 @@ class LaneProcess:
             daemon=True,
             name=f"lnrnn-lane-{slot + 1}",
         )
-        self._process.start()
+        with _main_hidden():
+            self._process.start()
         send.close()  # the parent keeps only the receiving end: EOF if the worker dies without a word
 
     def _receive_result(self, timeout: float) -> bool:
