@@ -210,18 +210,8 @@ def run(
         assert network is not None
         for slot, lane in enumerate(lanes[1:]):
             mine = payloads[lane.blocks.start : lane.blocks.stop] if payloads is not None else None
-            lane_processes.append(
-                workers.LaneProcess(
-                    network,
-                    lane,
-                    adaptive=adaptive,
-                    encode=encode,
-                    payloads=mine,
-                    counters=counters,
-                    slot=slot,
-                    stop=stop,
-                )
-            )
+            job = workers.LaneJob(network, lane, adaptive, encode, mine, counters, slot, stop)
+            lane_processes.append(workers.LaneProcess(job))
     else:
         threads = [threading.Thread(target=guarded, args=(lane,), daemon=True) for lane in lanes[1:]]
     if network is not None:  # one BLAS thread per lane: the lanes are the parallelism (exact either way)

@@ -28,6 +28,7 @@ import threading
 import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
@@ -60,32 +61,39 @@ class _Stopped(Exception):
     """The parent asked this worker to stop."""
 
 
-def _work(
-    network: IntegerNetwork,
-    lane: Lane,
-    adaptive: bool,
-    encode: bool,
-    payloads: list[bytes] | None,
-    counters: Any,
-    slot: int,
-    stop: Any,
-    send: Connection,
-) -> None:
+@dataclass(frozen=True)
+class LaneJob:
+    """What a worker needs for its lane: sent to it by pickle (the shared counters and ``stop`` by
+    ``multiprocessing``'s own means)."""
+
+    network: IntegerNetwork
+    lane: Lane
+    adaptive: bool
+    encode: bool
+    payloads: list[bytes] | None  # the lane's blocks when decoding
+    counters: Any  # shared_counters: progress, one slot per worker
+    slot: int
+    stop: Any  # stop_event: set by the parent to end the worker at its next step
+
+
+def _work(job: LaneJob, send: Connection) -> None:
     from lnrnn.codec.integer import one_blas_thread
     from lnrnn.codec.integer.lane import code_lane, integer_predictor
 
+    lane = job.lane
+
     def tick(n: int) -> None:
-        counters[slot] += n
+        job.counters[job.slot] += n
 
     def hook() -> None:
-        if stop.is_set():
+        if job.stop.is_set():
             raise _Stopped
 
     blas = one_blas_thread()
     try:
-        model = integer_predictor(adaptive, lane.history, lane.lengths)
-        code_lane(network, lane, model, encode=encode, payloads=payloads, tick=tick, hook=hook)
-        decoded = lane.history if payloads is not None else None
+        model = integer_predictor(job.adaptive, lane.history, lane.lengths)
+        code_lane(job.network, lane, model, encode=job.encode, payloads=job.payloads, tick=tick, hook=hook)
+        decoded = lane.history if job.payloads is not None else None
         result: tuple[str, Any] = ("done", (lane.payloads, decoded, lane.nats))
     except _Stopped:
         result = ("stopped", None)
@@ -104,26 +112,12 @@ def _work(
 class LaneProcess:
     """One lane running in a worker process (module docstring)."""
 
-    def __init__(
-        self,
-        network: IntegerNetwork,
-        lane: Lane,
-        *,
-        adaptive: bool,
-        encode: bool,
-        payloads: list[bytes] | None,
-        counters: Any,
-        slot: int,
-        stop: Any,
-    ) -> None:
-        self.lane = lane
+    def __init__(self, job: LaneJob) -> None:
+        self.lane = job.lane
         self._result: tuple[str, Any] | None = None
         self._receive, send = _CONTEXT.Pipe(duplex=False)
         self._process = _CONTEXT.Process(
-            target=_work,
-            args=(network, lane, adaptive, encode, payloads, counters, slot, stop, send),
-            daemon=True,
-            name=f"lnrnn-lane-{slot + 1}",
+            target=_work, args=(job, send), daemon=True, name=f"lnrnn-lane-{job.slot + 1}"
         )
         with _main_hidden():
             self._process.start()
