@@ -210,8 +210,8 @@ def decompress(
     header, payloads = container.unpack(blob)
     if graph is None:
         graph = registry.graph_for(header)
-    if header.version == 2 and graph.int8:  # format 2 is made from the same model's fp32 step.onnx
-        graph = StepGraph.load(graph.model_dir, "fp32")
+    if header.version == 2:  # the header names the fp32 graph, whatever precision was passed
+        graph = integer.source_graph(graph)
     check_model(header, graph)
     network, graph = _format(graph, header.version)
     layout = Layout(header.length, header.block_size, header.lanes)

@@ -150,6 +150,10 @@ def run(
 
     reported = [0]
 
+    def lane_payloads(lane: Lane) -> list[bytes] | None:
+        """The payloads of ``lane``'s blocks when decoding."""
+        return payloads[lane.blocks.start : lane.blocks.stop] if payloads is not None else None
+
     def report(at_least: int) -> None:
         now = finished()
         if progress is not None and now - reported[0] >= at_least:
@@ -166,7 +170,7 @@ def run(
                 if any(worker.failed() for worker in lane_processes):
                     raise _Stopped  # its error is raised below
 
-        mine = payloads[lane.blocks.start : lane.blocks.stop] if payloads is not None else None
+        mine = lane_payloads(lane)
         if network is not None:
             from lnrnn.codec.integer.lane import code_lane, integer_predictor
 
@@ -209,8 +213,7 @@ def run(
     if use_processes:
         assert network is not None
         for slot, lane in enumerate(lanes[1:]):
-            mine = payloads[lane.blocks.start : lane.blocks.stop] if payloads is not None else None
-            job = workers.LaneJob(network, lane, adaptive, encode, mine, counters, slot, stop)
+            job = workers.LaneJob(network, lane, adaptive, encode, lane_payloads(lane), counters, slot, stop)
             lane_processes.append(workers.LaneProcess(job))
     else:
         threads = [threading.Thread(target=guarded, args=(lane,), daemon=True) for lane in lanes[1:]]

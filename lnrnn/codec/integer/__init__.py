@@ -61,13 +61,20 @@ def one_blas_thread() -> _BlasLimit:
     return _BlasLimit()
 
 
-def network_for(graph: StepGraph) -> tuple[IntegerNetwork, StepGraph]:
-    """The integer network of ``graph``'s model and the fp32 step graph it is derived from (whose
-    fingerprint a format 2 header records); built once per process and fingerprint."""
-    if graph.int8:
-        from lnrnn.codec.model import StepGraph
+def source_graph(graph: StepGraph) -> StepGraph:
+    """The fp32 step graph format 2 derives its integers from (and whose fingerprint its header records):
+    ``graph`` itself, or its model directory's ``step.onnx`` when ``graph`` is int8 or int4."""
+    if graph.precision == "fp32":
+        return graph
+    from lnrnn.codec.model import StepGraph
 
-        graph = StepGraph.load(graph.model_dir, "fp32")
+    return StepGraph.load(graph.model_dir, "fp32")
+
+
+def network_for(graph: StepGraph) -> tuple[IntegerNetwork, StepGraph]:
+    """The integer network of ``graph``'s model and its ``source_graph``; built once per process and
+    fingerprint."""
+    graph = source_graph(graph)
     products = os.environ.get(ENV, "fastest")
     if products not in KINDS:
         raise ModelFileError(f"{ENV} must be one of {', '.join(KINDS)}, not {products!r}")
