@@ -153,11 +153,12 @@ def _sum_of_squares(y: np.ndarray) -> np.ndarray:
     """Exact sum of y^2 over the last axis of integer-valued float64 ``y`` [B, 3, H], as float64 [B, 3];
     the two sums the [r; z] slice adds must be exact too, so the test is on their total.
 
-    The terms are non-negative, so every partial sum (in whatever order or blocking einsum uses) is at most
-    the total: when the computed total is below 2^53 no partial sum reached 2^53 and all were exact
-    (rounding is monotone, so a true total >= 2^53 cannot come out below it). Otherwise, recompute in int64
+    The terms are non-negative, so every partial sum (in whatever order, blocking or fused multiply-add the
+    product uses: BLAS may do any) is at most the total: when the computed total is below 2^53 no partial
+    sum reached 2^53 and all were exact (rounding is monotone, so a true total >= 2^53 cannot come out below
+    it). Otherwise, recompute in int64
     (exact: the bound is checked when the model is built) and round that once."""
-    s2 = np.einsum("bkh,bkh->bk", y, y)
+    s2 = np.matmul(y[:, :, None, :], y[:, :, :, None])[:, :, 0, 0]
     if (s2[:, 0] + s2[:, 1]).max(initial=0.0) < 2.0**53 and s2[:, 2].max(initial=0.0) < 2.0**53:
         return s2
     exact = y.astype(np.int64)
@@ -184,7 +185,9 @@ def _layer_norm(acc: np.ndarray, row_unit: np.ndarray, path: _Path, out: np.ndar
     third = width // 3
     y = np.multiply(acc, path.multiplier, dtype=np.float64)
     y3 = y.reshape(rows, 3, third)
-    c1 = y3.sum(axis=2)  # [B, 3]
+    # S1 as a product with ones: every partial sum is an integer below 2^53 (the bound above), so BLAS's
+    # order and fused multiply-adds give the exact sum
+    c1 = y3 @ np.ones(third)  # [B, 3]
     c2 = _sum_of_squares(y3)
     s1 = np.stack([c1[:, 0] + c1[:, 1], c1[:, 2]], axis=1)  # [B, 2]: the [r; z] slice, the n slice
     s2 = np.stack([c2[:, 0] + c2[:, 1], c2[:, 2]], axis=1)
@@ -229,7 +232,8 @@ class IntegerNetwork:
         the same integers)."""
         self.hidden = h = weights.hidden
         self.layers = len(weights.layers)
-        self.sigmoid = tb.sigmoid_table().astype(np.float32)  # exact (|v| <= 2^15), half the cache
+        # float32 tables: exact (|v| <= 2^15), half the cache; the sigmoid's in units of 1 (_gates)
+        self.sigmoid_scaled = (tb.sigmoid_table() * 2.0**-tb.GATE_BITS).astype(np.float32)
         self.tanh = tb.tanh_table().astype(np.float32)
         self.h_scale = 2.0**-tb.GATE_BITS  # real value of one unit of h
         self.inputs: list[_Path] = []
@@ -277,26 +281,28 @@ class IntegerNetwork:
 
     def _gates(self, inp: np.ndarray, rec: np.ndarray, h: np.ndarray, out: np.ndarray) -> None:
         """GRUCell.step on Q12 pre-activations and the Q15 state h: the new Q15 state into ``out``.
-        Rounding shifts are floor((x + 2^14) * 2^-15), exact on these integers (|x| < 2^37)."""
+
+        Written with fewer passes than the integer recipe reads, giving the same integers: a rounding shift
+        floor((x + 2^14) * 2^-15) is x * 2^-15 + 0.5 floored, and with r and z read from a table already
+        scaled by 2^-15 (exact in float32: 16 significant bits) x * 2^-15 is one product (exact: |x| < 2^37).
+        A clip to [-2^16, 2^16) followed by the offset 2^16 is ``take``'s ``mode="clip"`` on the offset
+        index; and as that clip sends every index below 0 to 0, truncating a non-integer index towards zero
+        (``astype``) picks the same entry as flooring it."""
         hidden, two = self.hidden, 2 * self.hidden
-        u = inp[:, :two] + rec[:, :two]
-        np.clip(u, -tb.PRE_LIMIT, tb.PRE_LIMIT - 1, out=u)
-        u += tb.PRE_LIMIT
-        rz = self.sigmoid[u.astype(np.intp)]  # Q15
+        index = np.empty((len(h), two), dtype=np.intp)
+        np.add(inp[:, :two], rec[:, :two], out=index, casting="unsafe")  # integers: exact
+        index += tb.PRE_LIMIT
+        rz = np.take(self.sigmoid_scaled, index, mode="clip")  # r, z in units of 1
         r, z = rz[:, :hidden], rz[:, hidden:]
-        half, unit = float(1 << (tb.GATE_BITS - 1)), 2.0**-tb.GATE_BITS
-        v = r * rec[:, two:]  # r * LN(U_n h): Q15 * Q12
-        v += half
-        v *= unit
-        np.floor(v, out=v)
+        v = r * rec[:, two:]  # r * LN(U_n h) * 2^-15: Q12 with a 2^-15 fraction
         v += inp[:, two:]  # + LN(W_n x), Q12
-        np.clip(v, -tb.PRE_LIMIT, tb.PRE_LIMIT - 1, out=v)
-        v += tb.PRE_LIMIT
-        n = self.tanh[v.astype(np.intp)]  # Q15
+        v += 0.5 + tb.PRE_LIMIT  # the rounding and the table's offset
+        index = index[:, :hidden]
+        np.copyto(index, v, casting="unsafe")  # truncated towards zero
+        n = np.take(self.tanh, index, mode="clip")  # Q15
         np.subtract(h, n, out=out)  # h' = n + z (h - n) = (1 - z) n + z h
         out *= z
-        out += half
-        out *= unit
+        out += 0.5
         np.floor(out, out=out)
         out += n
 
@@ -304,7 +310,7 @@ class IntegerNetwork:
         """tokens int [B] (bytes or BOS) -> logits int64 [B, 256] in Q10 (up to a per-row constant), state."""
         rows = len(tokens)
         hidden = self.hidden
-        inp = self.token_input[tokens]
+        inp = np.take(self.token_input, tokens, axis=0)
         rec_q = np.empty((rows, 3 * hidden), dtype=np.float64)
         new_h = np.empty_like(state.h)
         new_rec = np.empty_like(state.rec)
