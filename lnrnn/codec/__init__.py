@@ -7,7 +7,7 @@ layout in ``engine.py``, the adaptive model in ``mixer.py``.
 
 from lnrnn.codec.api import Compressed, compress, decompress, information
 from lnrnn.codec.container import Header, unpack
-from lnrnn.codec.engine import DEFAULT_BLOCK_SIZE, DEFAULT_LANES
+from lnrnn.codec.engine import DEFAULT_BLOCK_SIZE, DEFAULT_LANES, lanes_for
 from lnrnn.codec.errors import ChecksumMismatch, CodecError, ContainerError, ModelFileError, ModelMismatch
 from lnrnn.codec.model import StepGraph
 
@@ -25,5 +25,6 @@ __all__ = [
     "compress",
     "decompress",
     "information",
+    "lanes_for",
     "unpack",
 ]

@@ -16,7 +16,7 @@ import onnxruntime as ort
 from lnrnn import __version__
 from lnrnn.codec import container, integer, registry
 from lnrnn.codec.container import Header
-from lnrnn.codec.engine import DEFAULT_BLOCK_SIZE, DEFAULT_LANES, Layout, Progress, no_checkpoint, run
+from lnrnn.codec.engine import DEFAULT_BLOCK_SIZE, Layout, Progress, lanes_for, no_checkpoint, run
 from lnrnn.codec.errors import ChecksumMismatch, ContainerError, ModelFileError, ModelMismatch
 from lnrnn.codec.model import ARCHIVE_PRECISIONS, StepGraph
 
@@ -79,16 +79,18 @@ def compress(
     *,
     adaptive: bool = True,
     block_size: int = DEFAULT_BLOCK_SIZE,
-    lanes: int = DEFAULT_LANES,
+    lanes: int | None = None,
     progress: Progress | None = None,
     checkpoint: Callable[[], None] = no_checkpoint,
     version: int = 2,
 ) -> Compressed:
     """The container of ``data`` (any bytes, empty too) in format ``version``: 1 (float probabilities
     from the step graph, constriction) or 2 (integer probabilities derived from ``step.onnx``, rANS:
-    the same archive and the same decoding on every machine; ``lnrnn.codec.integer``)."""
+    the same archive and the same decoding on every machine; ``lnrnn.codec.integer``). ``lanes``: how
+    many groups of blocks are coded side by side (None: ``lanes_for``; the header records it)."""
     if block_size < 1:
         raise ValueError(f"block size must be >= 1, got {block_size}")
+    lanes = lanes_for(len(data), block_size) if lanes is None else lanes
     if version == 1 and graph.precision not in ARCHIVE_PRECISIONS:
         raise ModelFileError(
             f"a format-1 archive records an fp32 or int8 step graph, not {graph.precision}; compress with "
@@ -135,7 +137,7 @@ def information(
     *,
     adaptive: bool = True,
     block_size: int = DEFAULT_BLOCK_SIZE,
-    lanes: int = DEFAULT_LANES,
+    lanes: int | None = None,
     progress: Progress | None = None,
     checkpoint: Callable[[], None] = no_checkpoint,
     version: int = 1,
@@ -145,6 +147,7 @@ def information(
     ``compress`` is this many bits (``lnrnn.bpc.nats_to_bits``) plus the coder's
     few bytes per block (``overhead_bound``)."""
     network, graph = _format(graph, version)
+    lanes = lanes_for(len(data), block_size) if lanes is None else lanes
     layout = Layout(len(data), block_size, lanes)
     coded = run(
         graph,

@@ -1,8 +1,9 @@
 """``POST /v1/compress`` and ``POST /v1/decompress``: bytes in, bytes out, through ``lnrnn.codec``.
 
 The codec runs its own single-thread CPU sessions of the step graph (never the batcher: the decoder must
-repeat the encoder's exact step calls) in two lanes, so one job already keeps both cores busy: jobs run
-one at a time, inside the inference gate like every other model call (queue limit, deadline, cancel).
+repeat the encoder's exact step calls) in up to two lanes (two from 256 KiB on), so one large job already
+keeps both cores busy: jobs run one at a time, inside the inference gate like every other model call
+(queue limit, deadline, cancel).
 """
 
 from __future__ import annotations
