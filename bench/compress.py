@@ -43,6 +43,7 @@ def _lnrnn(
         "bytes": len(packed.blob),
         "bits_per_byte": 8 * len(packed.blob) / len(data),
         "overhead_bytes": packed.header.overhead,
+        "lanes": packed.header.lanes,
         "compress_kb_s": len(data) / (middle - start) / 1000,
     }
     if round_trip:
@@ -152,7 +153,8 @@ def render(res: dict[str, Any]) -> list[str]:
         "## Compression (`lnrnn compress`, `bench/compress.py`)",
         "",
         f"Bits per byte of the whole output (lnrnn: the container, header and block table included); model "
-        f"{c['model']}, blocks of {c['block_size']:,} bytes, two lanes. `lnrnn` columns are format 2 (the "
+        f"{c['model']}, blocks of {c['block_size']:,} bytes, the default lanes (one below 16 blocks: every "
+        "text here; two from there: the speed runs). `lnrnn` columns are format 2 (the "
         "default: decodes on any machine), every output decompressed and compared; the format 1 columns "
         "are compressed only. Out-of-domain texts: `bench/ood_corpora.py`.",
         "",
