@@ -45,7 +45,7 @@ DEFAULT_LANES = 2  # the most lanes ``lanes_for`` chooses: one per core of a sma
 # time is a fixed part plus a part per row, and with few rows the fixed part dominates, so two lanes of 8
 # rows took as long as one lane of 16 (256 KiB: 30.4 s vs 30.6 s) while one lane shares its context counts
 # and match model over the whole input: on 128 KiB, python source -0.034, JSON -0.025, HTML -0.087
-# bits/byte, English prose +0.004..+0.014 (the mixer's weights take the updates of more rows per step).
+# bits/byte, English prose +0.003..+0.015 (the mixer's weights take the updates of more rows per step).
 MIN_BLOCKS_PER_LANE = 8
 # format 2: smaller inputs run their lanes as threads (see ``run``). Measured with the default model and
 # 16 KiB blocks: starting a worker costs 0-2 s, and with two lanes of work processes won from 20 kB on
