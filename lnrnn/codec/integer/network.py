@@ -44,6 +44,7 @@ Nothing depends on the number of rows in a call or on the other rows: every oper
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -171,6 +172,13 @@ def _sum_of_squares(y: np.ndarray) -> np.ndarray:
     return out
 
 
+@lru_cache(maxsize=4)
+def _ones(n: int) -> np.ndarray:
+    ones = np.ones(n)
+    ones.setflags(write=False)
+    return ones
+
+
 def _layer_norm(acc: np.ndarray, row_unit: np.ndarray, path: _Path, out: np.ndarray) -> None:
     """LN of the two slices ([r; z] = columns 0:2H, n = 2H:3H) of the integer products ``acc`` [B, 3H]
     into ``out`` (Q12, integer-valued float64).
@@ -187,10 +195,11 @@ def _layer_norm(acc: np.ndarray, row_unit: np.ndarray, path: _Path, out: np.ndar
     y3 = y.reshape(rows, 3, third)
     # S1 as a product with ones: every partial sum is an integer below 2^53 (the bound above), so BLAS's
     # order and fused multiply-adds give the exact sum
-    c1 = y3 @ np.ones(third)  # [B, 3]
+    c1 = y3 @ _ones(third)  # [B, 3]
     c2 = _sum_of_squares(y3)
-    s1 = np.stack([c1[:, 0] + c1[:, 1], c1[:, 2]], axis=1)  # [B, 2]: the [r; z] slice, the n slice
-    s2 = np.stack([c2[:, 0] + c2[:, 1], c2[:, 2]], axis=1)
+    s1, s2 = c1[:, 1:].copy(), c2[:, 1:].copy()  # [B, 2]: the [r; z] slice (thirds 0 + 1), the n slice
+    s1[:, 0] += c1[:, 0]
+    s2[:, 0] += c2[:, 0]
     var_n2 = np.maximum(path.sizes * s2 - s1 * s1, 0.0)
     unit = path.units * row_unit[:, None]
     root = np.sqrt(var_n2 + path.eps_n2 / (unit * unit))
