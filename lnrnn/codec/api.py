@@ -90,14 +90,13 @@ def compress(
     many groups of blocks are coded side by side (None: ``lanes_for``; the header records it)."""
     if block_size < 1:
         raise ValueError(f"block size must be >= 1, got {block_size}")
-    lanes = lanes_for(len(data), block_size) if lanes is None else lanes
     if version == 1 and graph.precision not in ARCHIVE_PRECISIONS:
         raise ModelFileError(
             f"a format-1 archive records an fp32 or int8 step graph, not {graph.precision}; compress with "
             f"--precision int8 or fp32 ({graph.precision} can score: `lnrnn score --adaptive`)"
         )
     network, graph = _format(graph, version)
-    layout = Layout(len(data), block_size, lanes)
+    layout = _layout(len(data), block_size, lanes)
     coded = run(
         graph,
         layout,
@@ -113,7 +112,7 @@ def compress(
         version=version,
         adaptive=adaptive,
         int8=graph.int8,
-        lanes=lanes,
+        lanes=layout.lanes,
         block_size=block_size,
         length=len(data),
         fingerprint=graph.fingerprint,
@@ -122,6 +121,11 @@ def compress(
         payload_sizes=tuple(len(p) for p in coded.payloads),
     )
     return Compressed(container.pack(header, coded.payloads), header, float(coded.nats.sum()))
+
+
+def _layout(length: int, block_size: int, lanes: int | None) -> Layout:
+    """``compress``'s and ``information``'s layout: ``lanes`` of them, or ``lanes_for`` the input."""
+    return Layout(length, block_size, lanes_for(length, block_size) if lanes is None else lanes)
 
 
 def _format(graph: StepGraph, version: int) -> tuple[integer.IntegerNetwork | None, StepGraph]:
@@ -147,8 +151,7 @@ def information(
     ``compress`` is this many bits (``lnrnn.bpc.nats_to_bits``) plus the coder's
     few bytes per block (``overhead_bound``)."""
     network, graph = _format(graph, version)
-    lanes = lanes_for(len(data), block_size) if lanes is None else lanes
-    layout = Layout(len(data), block_size, lanes)
+    layout = _layout(len(data), block_size, lanes)
     coded = run(
         graph,
         layout,

@@ -157,8 +157,8 @@ def _sum_of_squares(y: np.ndarray) -> np.ndarray:
     The terms are non-negative, so every partial sum (in whatever order, blocking or fused multiply-add the
     product uses: BLAS may do any) is at most the total: when the computed total is below 2^53 no partial
     sum reached 2^53 and all were exact (rounding is monotone, so a true total >= 2^53 cannot come out below
-    it). Otherwise, recompute in int64
-    (exact: the bound is checked when the model is built) and round that once."""
+    it). Otherwise, recompute in int64 (exact: the bound is checked when the model is built) and round that
+    once."""
     s2 = np.matmul(y[:, :, None, :], y[:, :, :, None])[:, :, 0, 0]
     if (s2[:, 0] + s2[:, 1]).max(initial=0.0) < 2.0**53 and s2[:, 2].max(initial=0.0) < 2.0**53:
         return s2
