@@ -1,11 +1,15 @@
 """Format 2's lanes in worker processes: the same archive bytes as threads, decoding too; progress counts
-every byte; a worker's error comes back as the same one-line error; a cancelled run leaves no process."""
+every byte; a worker's error comes back as the same one-line error; a cancelled run leaves no process, and
+neither does a parent killed without warning."""
 
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -109,3 +113,55 @@ def test_a_script_without_a_main_guard_runs_once(model_dir: Path, tmp_path: Path
     assert done.returncode == 0, done.stderr[-2000:]
     assert "round trip" in done.stdout
     assert marks.read_text(encoding="utf-8") == "ran\n"
+
+
+KILLED_PARENT = """
+import multiprocessing, sys, time
+from lnrnn.codec import StepGraph, compress
+
+graph = StepGraph.load(sys.argv[1])
+data = bytes(range(32, 127)) * 2200  # 10 blocks of 20,000 bytes: each lane runs for 20,000 steps
+
+
+def progress(n: int) -> None:
+    workers = multiprocessing.active_children()
+    if workers:
+        print(workers[0].pid, flush=True)
+        time.sleep(600)  # the caller kills this process here, mid-run
+
+
+if __name__ == "__main__":
+    compress(data, graph, block_size=20_000, lanes=2, progress=progress)
+"""
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie waiting for its new parent to reap it has ended)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_killed_parent_leaves_no_worker_running(model_dir: Path, tmp_path: Path) -> None:
+    """SIGKILL gives the parent no chance to stop its workers: each notices at its next step that its
+    parent is gone and ends, instead of coding the rest of its lane (20,000 steps) for nobody."""
+    script = tmp_path / "killed.py"
+    script.write_text(KILLED_PARENT, encoding="utf-8")
+    parent = subprocess.Popen(
+        [sys.executable, str(script), str(model_dir)], stdout=subprocess.PIPE, text=True, cwd=tmp_path
+    )
+    assert parent.stdout is not None
+    worker = int(parent.stdout.readline())
+    assert _running(worker)
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait(timeout=30)
+    parent.stdout.close()
+    deadline = time.monotonic() + 10
+    while _running(worker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    still = _running(worker)
+    if still:
+        os.kill(worker, signal.SIGKILL)
+    assert not still, "the worker kept running after its parent was killed"

@@ -10,8 +10,10 @@ Each worker is a ``spawn``ed process (``fork`` is unsafe next to ONNX Runtime's 
 that receives the integer network and its lane by pickle, runs ``code_lane`` and sends back what the lane
 produced (payloads, or the decoded rows) and its code lengths. Progress is one shared int64 per worker;
 ``stop`` is set by the parent when another lane fails or the run is cancelled, and the worker then ends at
-its next step. An error in the worker comes back as the same exception (or a ``CodecError`` with its
-message, if it cannot be pickled) and is raised by the parent.
+its next step; it also ends there, without a word, when its parent has died (killed with no chance to set
+``stop``: the worker would otherwise code its whole lane for nobody on a core someone else needs). An
+error in the worker comes back as the same exception (or a ``CodecError`` with its message, if it cannot
+be pickled) and is raised by the parent.
 
 A spawned child normally re-runs the parent's main script (to find objects defined there) before it
 starts. Nothing a worker receives is defined there, and a caller's script without an
@@ -22,6 +24,7 @@ so ``_main_hidden`` shows ``multiprocessing`` an empty main module while a worke
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import pickle
 import sys
 import threading
@@ -85,8 +88,10 @@ def _work(job: LaneJob, send: Connection) -> None:
     def tick(n: int) -> None:
         job.counters[job.slot] += n
 
+    parent = os.getppid()
+
     def hook() -> None:
-        if job.stop.is_set():
+        if job.stop.is_set() or os.getppid() != parent:  # asked to stop, or orphaned (module docstring)
             raise _Stopped
 
     blas = one_blas_thread()
@@ -105,8 +110,11 @@ def _work(job: LaneJob, send: Connection) -> None:
             result = ("error", CodecError(f"{type(err).__name__}: {err}"))
     finally:
         blas.restore()
-    send.send(result)
-    send.close()
+    try:
+        send.send(result)
+        send.close()
+    except OSError:  # the parent is gone (a broken pipe): nobody is waiting for the result
+        pass
 
 
 class LaneProcess:
