@@ -21,7 +21,7 @@ from lnrnn import __version__
 from lnrnn.codec.errors import ModelFileError
 from lnrnn.codec.integer.network import IntegerNetwork
 from lnrnn.codec.integer.onnxfile import OnnxFormatError, read_graph
-from lnrnn.codec.integer.products import ENV, KINDS
+from lnrnn.codec.integer.products import ENV, KINDS, SaturatingKernelError
 from lnrnn.codec.integer.weights import gru_weights
 
 if TYPE_CHECKING:
@@ -89,7 +89,10 @@ def network_for(graph: StepGraph) -> tuple[IntegerNetwork, StepGraph]:
             except OnnxFormatError as err:
                 raise ModelFileError(f"cannot read {graph.file}: {err}") from None
             weights = gru_weights(parsed, graph.meta.config, graph.meta.initial_state)
-            network = IntegerNetwork(weights, products)
+            try:
+                network = IntegerNetwork(weights, products)
+            except SaturatingKernelError as err:
+                raise ModelFileError(f"{ENV}={products}: {err}; use onnxruntime or leave it unset") from None
             _cache[(graph.fingerprint, products)] = network
     return network, graph
 

@@ -13,8 +13,9 @@ the transposed embedding plus a bias (Press & Wolf 2017). How each part is made 
   stream): a = round(127 h / max|h|), the scale being a 24-bit integer reciprocal so that the rounding is
   an integer multiply-add-shift. Every product and partial sum is an integer of magnitude
   <= K * 127 * 127 (K = 448: 7.2M), so any correct kernel gives the same number: ONNX Runtime's
-  uint8 x uint8 -> int32 ``MatMulInteger`` where it loads, else a float32 BLAS ``@`` of the integer-valued
-  arrays (exact in any summation order, blocking, thread count or SIMD width); ``products.py``.
+  ``MatMulInteger`` (uint8 x int8 where it proves exact, else uint8 x uint8) where it loads, else a float32
+  BLAS ``@`` of the integer-valued arrays (exact in any summation order, blocking, thread count or SIMD
+  width); ``products.py``.
 * **Weight scales.** Each layer-norm slice of a matrix has one base scale max|W| / 127, and each output
   column a power-of-two refinement 2^-e (e <= ``COLUMN_SHIFT``) so that a column with small weights uses
   more of the int8 range; its products are multiplied back by 2^(COLUMN_SHIFT - e), exactly. The
@@ -56,6 +57,7 @@ from lnrnn.contract import BOS_ID, N_BYTES
 
 QMAX = 127  # int8 weights and activations, symmetric
 COLUMN_SHIFT = 2  # per-column power-of-two refinement of the weight scales: 2^0 .. 2^-2
+_OFFSET = 128  # the products take a + 128 as uint8
 _RECIP_BITS = 24  # activation rounding: a = (h * c + 2^23) >> 24 with c = floor(127 * 2^24 / max|h|)
 _INT64_MAX = (1 << 63) - 1
 TOTAL_BITS = 24  # the coder's frequencies sum to 2^24
@@ -137,17 +139,18 @@ def _quantize_matrix(w: np.ndarray, gain: np.ndarray, bias: np.ndarray, eps: flo
 
 
 def quantize_rows(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Integer-valued float64 [B, K] -> int8-valued float32 [B, K] and the float64 [B] real size of one
-    unit of it (in units of h's integers): a = round(127 h / max|h|) computed as floor((h c + 2^23) / 2^24)
-    with c = floor(127 * 2^24 / max|h|), so |a| <= 127 (h c <= 127 * 2^24 < 2^31, exact in float64; the
-    division by 2^24 is exact, floor too) and the scale is 2^24 / c."""
+    """Integer-valued float64 [B, K] -> the int8 activations a as uint8 a + 128 [B, K] (the products' input)
+    and the float64 [B] real size of one unit of a (in units of h's integers): a = round(127 h / max|h|)
+    computed as floor((h c + 2^23) / 2^24) with c = floor(127 * 2^24 / max|h|), so |a| <= 127 (h c <= 127 *
+    2^24 < 2^31, exact in float64; the division by 2^24 is exact) and the scale is 2^24 / c. The offset 128
+    is added before the division as 128 * 2^24 (exact), which makes every value positive, so the
+    truncating cast to uint8 is the floor."""
     top = np.maximum(np.abs(h).max(axis=1), 1.0).astype(np.int64)
     c = ((QMAX << _RECIP_BITS) // top).astype(np.float64)
     a = h * c[:, None]
-    a += float(1 << (_RECIP_BITS - 1))
+    a += float((1 << (_RECIP_BITS - 1)) + (_OFFSET << _RECIP_BITS))
     a *= 2.0**-_RECIP_BITS
-    np.floor(a, out=a)
-    return a.astype(np.float32), float(1 << _RECIP_BITS) / c
+    return a.astype(np.uint8), float(1 << _RECIP_BITS) / c
 
 
 def _sum_of_squares(y: np.ndarray) -> np.ndarray:
@@ -217,14 +220,14 @@ class State:
     for the next step (computed together with the next layer's input, one matrix product per layer)."""
 
     h: np.ndarray  # integer-valued float64 [L, B, H]
-    rec: np.ndarray  # int32 [L, B, 3H]: the U h products
+    rec: list[np.ndarray]  # per layer int32 [B, 3H]: the U h products (views into the step's products)
     rec_unit: np.ndarray  # float64 [L, B]: real size of one unit of the int8 h behind ``rec``
 
     def keep(self, k: int) -> State:
         """The first k rows (the blocks still running)."""
         return State(
             np.ascontiguousarray(self.h[:, :k]),
-            np.ascontiguousarray(self.rec[:, :k]),
+            [r[:k] for r in self.rec],
             np.ascontiguousarray(self.rec_unit[:, :k]),
         )
 
@@ -280,11 +283,11 @@ class IntegerNetwork:
     def start(self, rows: int) -> State:
         """The learned initial state for ``rows`` streams, with its recurrent products."""
         h = np.ascontiguousarray(np.repeat(self.initial[:, None, :], rows, axis=1))
-        rec = np.empty((self.layers, rows, 3 * self.hidden), dtype=np.int32)
+        rec = []
         unit = np.empty((self.layers, rows), dtype=np.float64)
         for i in range(self.layers):
             a, scale = quantize_rows(h[i])
-            rec[i] = self.fused[i](a)[:, self.ahead[i] :]
+            rec.append(self.fused[i].offset_uint8(a)[:, self.ahead[i] :])
             unit[i] = scale * self.h_scale
         return State(h, rec, unit)
 
@@ -322,7 +325,7 @@ class IntegerNetwork:
         inp = np.take(self.token_input, tokens, axis=0)
         rec_q = np.empty((rows, 3 * hidden), dtype=np.float64)
         new_h = np.empty_like(state.h)
-        new_rec = np.empty_like(state.rec)
+        new_rec = []
         new_unit = np.empty_like(state.rec_unit)
         ahead = unit = np.empty(0)
         for i in range(self.layers):
@@ -333,9 +336,9 @@ class IntegerNetwork:
             self._gates(inp, rec_q, state.h[i], new_h[i])
             a, scale = quantize_rows(new_h[i])
             unit = scale * self.h_scale
-            product = self.fused[i](a)
+            product = self.fused[i].offset_uint8(a)
             ahead = product[:, : self.ahead[i]]
-            new_rec[i] = product[:, self.ahead[i] :]
+            new_rec.append(product[:, self.ahead[i] :])
             new_unit[i] = unit
         logits = ahead.astype(np.float64)
         logits *= self.head_scale
