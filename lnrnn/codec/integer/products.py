@@ -158,10 +158,8 @@ class OrtProduct:
             matmul_integer_model(self.weight_q), options, providers=["CPUExecutionProvider"]
         )
 
-    _KEEP: tuple[str, ...] = ("weight_q", "columns", "threads", "optimization")
-
     def __getstate__(self) -> dict[str, Any]:
-        keep = self._KEEP
+        keep = ("weight_q", "columns", "threads", "optimization")
         return {name: getattr(self, name) for name in keep}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
