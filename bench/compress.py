@@ -22,7 +22,7 @@ from typing import Any
 from bench import classic_compressors
 from bench.common import REPO
 from bench.ood_corpora import OUT_OF_DOMAIN
-from lnrnn.codec import DEFAULT_BLOCK_SIZE, StepGraph, compress, decompress
+from lnrnn.codec import DEFAULT_BLOCK_SIZE, StepGraph, compress, decompress, lanes_for
 from lnrnn.train.recipes.corpora import VALIDATION_SPLITS
 
 DEFAULT_MODEL = REPO / "models" / "default"
@@ -149,12 +149,16 @@ def render(res: dict[str, Any]) -> list[str]:
     s = c["speed"]
     f2, f1 = s["format 2"], s["format 1"]
     classic_speed = ", ".join(f"{n} {c['rows'][0]['classic'][n]['compress_kb_s']:,.0f}" for n in names)
+    used = sorted({r[k]["lanes"] for r in c["rows"] for k in ("lnrnn neural-only", "lnrnn adaptive")})
+    some = " or ".join(map(str, used))
+    texts_lanes = "every text here in one lane" if used == [1] else f"the texts here in {some} lanes"
+    speed_lanes = lanes_for(s["bytes_in"], c["block_size"])
     return [
         "## Compression (`lnrnn compress`, `bench/compress.py`)",
         "",
         f"Bits per byte of the whole output (lnrnn: the container, header and block table included); model "
-        f"{c['model']}, blocks of {c['block_size']:,} bytes, the default lanes (one below 16 blocks: every "
-        "text here; two from there: the speed runs). `lnrnn` columns are format 2 (the "
+        f"{c['model']}, blocks of {c['block_size']:,} bytes, the default lanes (one below 16 blocks, two "
+        f"from there: {texts_lanes}, the speed runs in {speed_lanes}). `lnrnn` columns are format 2 (the "
         "default: decodes on any machine), every output decompressed and compared; the format 1 columns "
         "are compressed only. Out-of-domain texts: `bench/ood_corpora.py`.",
         "",

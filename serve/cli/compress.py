@@ -173,6 +173,10 @@ def _graph(args: argparse.Namespace) -> StepGraph:
     return StepGraph.load(settings.model_dir, settings.precision)
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
 def _rate(n: int, seconds: float) -> str:
     return f"{n / max(seconds, 1e-9) / 1000:.1f} kB/s"
 
@@ -218,9 +222,10 @@ def compress(args: argparse.Namespace) -> int:
         )
         seconds = time.perf_counter() - start
         bpb = f"{8 * len(result.blob) / len(data):.3f} bits/byte" if data else "empty input"
+        layout = f"{_count(result.header.n_blocks, 'block')}, {_count(result.header.lanes, 'lane')}"
         summary = (
-            f"{source} {len(data):,} -> {len(result.blob):,} bytes ({bpb}, {mode}, {numbers}, "
-            f"{result.header.n_blocks} blocks) in {seconds:.1f} s, {_rate(len(data), seconds)}"
+            f"{source} {len(data):,} -> {len(result.blob):,} bytes ({bpb}, {mode}, {numbers}, {layout}) in "
+            f"{seconds:.1f} s, {_rate(len(data), seconds)}"
         )
         return result.blob, summary
 

@@ -35,6 +35,8 @@ def packed(model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert code == 0 and out == ""
     assert err.count("\n") == 1 and f"{len(TEXT):,} -> {target.stat().st_size:,} bytes" in err
     assert "bits/byte" in err and "kB/s" in err
+    blocks = -(-len(TEXT) // int(BLOCK))
+    assert f"{blocks} blocks, 1 lane)" in err  # the layout: fewer than 16 blocks go in one lane
     assert source.read_bytes() == TEXT
     return target
 
