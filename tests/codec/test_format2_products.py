@@ -8,6 +8,7 @@ graph the codec falls back to numpy, which computes the same numbers."""
 from __future__ import annotations
 
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +43,7 @@ def signed_kernel_proves_exact() -> bool:
     return True
 
 
-def saturating_product(weight: np.ndarray):  # noqa: ANN201 - a test double
+def saturating_product(weight: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
     """AVX2's u8 x s8 kernel without VNNI, in numpy: adjacent pairs of u8 x s8 products are added in a
     saturating int16 (``vpmaddubsw``), then summed in int32; zero points 128 and 0."""
 

@@ -51,13 +51,12 @@ import numpy as np
 
 from lnrnn.codec.errors import ModelFileError
 from lnrnn.codec.integer import tables as tb
-from lnrnn.codec.integer.products import Product, integer_product
+from lnrnn.codec.integer.products import OFFSET, Product, integer_product
 from lnrnn.codec.integer.weights import GRUWeights, LayerWeights
 from lnrnn.contract import BOS_ID, N_BYTES
 
 QMAX = 127  # int8 weights and activations, symmetric
 COLUMN_SHIFT = 2  # per-column power-of-two refinement of the weight scales: 2^0 .. 2^-2
-_OFFSET = 128  # the products take a + 128 as uint8
 _RECIP_BITS = 24  # activation rounding: a = (h * c + 2^23) >> 24 with c = floor(127 * 2^24 / max|h|)
 _INT64_MAX = (1 << 63) - 1
 TOTAL_BITS = 24  # the coder's frequencies sum to 2^24
@@ -148,7 +147,7 @@ def quantize_rows(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     top = np.maximum(np.abs(h).max(axis=1), 1.0).astype(np.int64)
     c = ((QMAX << _RECIP_BITS) // top).astype(np.float64)
     a = h * c[:, None]
-    a += float((1 << (_RECIP_BITS - 1)) + (_OFFSET << _RECIP_BITS))
+    a += float((1 << (_RECIP_BITS - 1)) + (OFFSET << _RECIP_BITS))
     a *= 2.0**-_RECIP_BITS
     return a.astype(np.uint8), float(1 << _RECIP_BITS) / c
 

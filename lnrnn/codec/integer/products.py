@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
 
 QMAX = 127
 _log = logging.getLogger(__name__)
-_OFFSET = 128  # a + 128 and w + 128 are in [1, 255]: uint8 with zero point 128
+OFFSET = 128  # a + 128 and w + 128 are in [1, 255]: uint8 with zero point 128
 
 
 class Product(Protocol):
@@ -60,7 +61,7 @@ class NumpyProduct:
 
     def offset_uint8(self, a: np.ndarray) -> np.ndarray:
         x = a.astype(self.weight.dtype)
-        x -= _OFFSET
+        x -= OFFSET
         return self(x)
 
 
@@ -110,7 +111,7 @@ def matmul_integer_model(weight_q: np.ndarray) -> bytes:
         + _field(2, "Y")
         + _field(4, "MatMulInteger")
     )
-    zero = np.array(_OFFSET, dtype=np.uint8)
+    zero = np.array(OFFSET, dtype=np.uint8)
     graph = (
         _field(1, node)
         + _field(2, "integer_product")
@@ -125,13 +126,19 @@ def matmul_integer_model(weight_q: np.ndarray) -> bytes:
 
 
 class OrtProduct:
-    """ONNX Runtime's exact uint8 x uint8 -> int32 product (module docstring); one intra-op thread, since
-    format 2 runs one lane per core. The session is made on first use in each process, so the object can
-    be sent to a worker process."""
+    """ONNX Runtime's exact uint8 x uint8 -> int32 product (module docstring), or uint8 x int8 with
+    ``signed`` (exact only where ``OrtSignedProduct`` proves it); one intra-op thread, since format 2 runs one
+    lane per core. The session is made on first use in each process, so the object can be sent to a worker
+    process."""
 
-    signed = False  # the weights' type in the graph: uint8 + 128 here, int8 in ``OrtSignedProduct``
-
-    def __init__(self, weight: np.ndarray, *, threads: int = 1, optimization: str = "ORT_ENABLE_ALL") -> None:
+    def __init__(
+        self,
+        weight: np.ndarray,
+        *,
+        signed: bool = False,
+        threads: int = 1,
+        optimization: str = "ORT_ENABLE_ALL",
+    ) -> None:
         """``threads`` and ``optimization`` (a ``GraphOptimizationLevel`` name) are for the tests, which
         show that they do not change the numbers."""
         self.threads, self.optimization = threads, optimization
@@ -140,11 +147,16 @@ class OrtProduct:
         if weight.shape[0] * 255 * 255 >= 1 << 31:  # the kernels' unsigned sums must fit in int32
             raise ValueError(f"a {weight.shape[0]}-long uint8 product may overflow int32")
         w = np.asarray(weight, dtype=np.int16)
-        self.weight_q = w.astype(np.int8) if self.signed else (w + _OFFSET).astype(np.uint8)
+        self.weight_q = w.astype(np.int8) if signed else (w + OFFSET).astype(np.uint8)
         self.columns = weight.shape[1]
         self._session: Any = None
         self._lock = threading.Lock()
         self._session = self._open()  # fail here, not mid-archive, if ONNX Runtime refuses it
+
+    @property
+    def signed(self) -> bool:
+        """Whether the graph's weights are int8 (else uint8 + 128)."""
+        return bool(self.weight_q.dtype == np.int8)
 
     def _open(self) -> Any:
         import onnxruntime as ort
@@ -176,17 +188,17 @@ class OrtProduct:
         return out
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        a = x + float(_OFFSET)  # [1, 255]: exact
+        a = x + float(OFFSET)  # [1, 255]: exact
         return self.offset_uint8(a.astype(np.uint8))
 
 
-def worst_case_exact(product: Any, rows: int, k: int, n: int) -> bool:
+def worst_case_exact(product: Callable[[np.ndarray], np.ndarray], rows: int, k: int, n: int) -> bool:
     """Whether ``product`` (uint8 activations a + 128 [rows, K] -> int32 [rows, N], its weights the probe's)
     gets the largest sums of both signs right for this row count: every activation +127 (255) against
     columns of +127 and -127 alternately, so that every pair of u8 x s8 products a saturating int16 kernel
     adds (255 * 127 * 2 = 64770) overflows in both directions, in every row and column position of the
     kernel's tiles."""
-    got = product(np.full((rows, k), QMAX + _OFFSET, dtype=np.uint8))
+    got = product(np.full((rows, k), QMAX + OFFSET, dtype=np.uint8))
     expected = k * QMAX * _probe_signs(n) * QMAX
     return bool(got.shape == (rows, n) and np.array_equal(got, np.broadcast_to(expected, (rows, n))))
 
@@ -205,8 +217,6 @@ class OrtSignedProduct(OrtProduct):
     the probe's +-127 columns, once per row count and process; on the first failure every later call goes to
     the uint8 x uint8 kernel (exact everywhere)."""
 
-    signed = True
-
     def __init__(
         self,
         weight: np.ndarray,
@@ -216,7 +226,7 @@ class OrtSignedProduct(OrtProduct):
         proven_rows: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8, 16, 31, 32, 33),
     ) -> None:
         """Refuses (``SaturatingKernelError``) if any of ``proven_rows`` fails its proof."""
-        super().__init__(weight, threads=threads, optimization=optimization)
+        super().__init__(weight, signed=True, threads=threads, optimization=optimization)
         self._init_checks()
         for rows in proven_rows:
             if not self._prove(rows):
@@ -226,16 +236,17 @@ class OrtSignedProduct(OrtProduct):
 
     def _init_checks(self) -> None:
         self._proven: set[int] = set()
-        self._probe: Any = None
+        self._probe: OrtProduct | None = None
         self._exact: OrtProduct | None = None  # the uint8 x uint8 kernel, once a proof has failed
 
     def _prove(self, rows: int) -> bool:
         if self._probe is None:
             k, n = self.weight_q.shape
             probe_w = np.broadcast_to(_probe_signs(n) * QMAX, (k, n))
-            self._probe = OrtProduct.__new__(OrtProduct)  # the int8 graph, without a proof of its own
-            state = {"weight_q": probe_w.astype(np.int8), "columns": n}
-            self._probe.__setstate__({**state, "threads": self.threads, "optimization": self.optimization})
+            # a plain product on the probe's weights: the proof itself needs no proof
+            self._probe = OrtProduct(
+                probe_w, signed=True, threads=self.threads, optimization=self.optimization
+            )
         ok = worst_case_exact(self._probe.offset_uint8, rows, *self.weight_q.shape)
         if ok:
             self._proven.add(rows)
