@@ -178,6 +178,23 @@ PRESETS: dict[str, dict[str, Any]] = {
         "max_minutes": 0.0,
         "eval_interval": 4800,
     },
+    # Second stage of the broad model: the ``broad-finetune`` run continued (``--init-from``) on the broad mix
+    # with its English reweighted as in ``mix-finetune`` (``broad_mix --repeats``: Tiny Shakespeare x3,
+    # WikiText-2 x4, lcet10 x3, PTB-char x2), because the first stage read the English of the default's first
+    # stage only and lost 0.02-0.09 bits/byte on the English splits; fresh Adam at 0.4x the first stage's lr.
+    "broad-reweight": {
+        "batch_size": 64,
+        "bptt": 128,
+        "lr": 4e-4,
+        "schedule": "cosine",
+        "dropout_input": 0.0,
+        "dropout_hidden": 0.05,
+        "dropout_output": 0.1,
+        "weight_drop": 0.05,
+        "max_steps": 3600,
+        "max_minutes": 0.0,
+        "eval_interval": 3600,
+    },
     # The size ladder: the ``mix`` recipe (Adam, cosine, 64 x 128; lr 3e-3 for the smallest) on the broad
     # mix, without dropout or weight drop (at these sizes the models underfit 27.8 MB). Cell and shape chosen
     # at an equal parameter budget by 600-step runs on a 3 MB sample of the mix (docs/ladder.md); the two
@@ -249,7 +266,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
-FINETUNE_PRESETS = {"mix-finetune", "broad-finetune"}  # they carry no architecture: --init-from supplies it
+# they carry no architecture: --init-from supplies it
+FINETUNE_PRESETS = {"mix-finetune", "broad-finetune", "broad-reweight"}
 MODEL_KEYS = {f.name for f in fields(ModelConfig)}
 TRAIN_KEYS = {f.name for f in fields(TrainConfig)}
 

@@ -254,6 +254,31 @@ def test_the_command_refuses_drift_and_missing_packages_in_one_line(tmp_path: Pa
     assert not (tmp_path / "o").exists()
 
 
+def test_english_repeats_reweight_only_the_english_train_part(fake: Fake) -> None:
+    plain, a = run(fake, "a")
+    heavier, b = run(fake, "b", english_repeats={"prose-a": 5})
+    english = [p for p in heavier["pieces"] if p["kind"] == "english" and p["split"] == "train"]
+    assert [p["repeats"] for p in english] == [5, DEFAULT_REPEATS]
+    first = source_bytes(fake.root, english[0])
+    lo, hi = english[0]["file_range"]
+    assert (b / "train.txt").read_bytes().startswith(first[lo:hi] * 5)
+    grown = (5 - DEFAULT_REPEATS) * (hi - lo)
+    assert heavier["train_bytes"] == plain["train_bytes"] + grown
+    # every other byte is where it was: the other kinds only move by the English growth, validation not at all
+    assert (b / "train.txt").read_bytes()[grown:] == (a / "train.txt").read_bytes()
+    assert {k: v for k, v in tree(b).items() if k != "train.txt" and k != "manifest.json"} == {
+        k: v for k, v in tree(a).items() if k != "train.txt" and k != "manifest.json"
+    }
+
+
+def test_the_command_refuses_a_bad_repeats_item_in_one_line(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "lnrnn.train.recipes.broad_mix", "--out", str(tmp_path / "o")]
+    proc = subprocess.run([*cmd, "--repeats", "nosuchcorpus=3"], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert proc.stderr.startswith("broad_mix: error: --repeats: bad item 'nosuchcorpus=3'")
+    assert not (tmp_path / "o").exists()
+
+
 def test_licence_lookup_and_forbidden_names() -> None:
     parsed = licences.parse(COPYRIGHT)
     assert parsed.licence_of("usr/src/fake/bad/x.go", "D") == "CC-BY-ND-4.0"  # a tail matches

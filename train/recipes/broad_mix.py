@@ -1,13 +1,15 @@
 """Build the broad training mix: the default model's English mix plus code, markup and other languages.
 
 python -m lnrnn.train.recipes.broad_mix --out runs/broad-data [--data ../shared/data] [--src runs/broad-src]
-    [--allow-drift]
+    [--allow-drift] [--repeats tinyshakespeare=3,...]
 
 Needs the packages of ``sources.py`` fetched under ``--src`` first
 (``python -m lnrnn.train.recipes.broad_fetch``; ``make default-data`` runs both). Writes under ``--out``:
 
 * ``train.txt``: the default mix's English train part, byte for byte with its repeats (``default_mix``), then
-  each kind's train pieces, kinds in ``sources.KINDS`` order.
+  each kind's train pieces, kinds in ``sources.KINDS`` order. ``--repeats`` reweights the English corpora as
+  ``default_mix --repeats`` does (with the default model's fine-tuning weights: the broad model's second
+  stage); everything else, ``valid.txt`` included, is unchanged by it.
 * ``valid.txt``: the English validation splits (the default mix's ``valid.txt``), then each kind's held-out
   pieces; ``valid/<kind>.txt``: the same per kind (``valid/english.txt`` included).
 * ``ood/<kind>.txt``: the out-of-domain kinds, which are in neither file above.
@@ -34,7 +36,7 @@ from typing import Any
 
 from lnrnn.train.recipes.broad_select import Piece, Selection, candidates, select_kind
 from lnrnn.train.recipes.corpora import REPO, SHARED_DATA, VALIDATION_SPLITS, Split
-from lnrnn.train.recipes.default_mix import DEFAULT_REPEATS, REPEATS
+from lnrnn.train.recipes.default_mix import DEFAULT_REPEATS, REPEATS, parse_repeats
 from lnrnn.train.recipes.packages import Package, SourceError, files, open_package
 from lnrnn.train.recipes.sources import KINDS, SOURCES, Kind, Source, packages
 
@@ -73,8 +75,11 @@ def open_all(
     return opened, records
 
 
-def english_pieces(splits: Sequence[Split]) -> tuple[list[Piece], list[Piece]]:
+def english_pieces(
+    splits: Sequence[Split], repeats_of: dict[str, int] | None = None
+) -> tuple[list[Piece], list[Piece]]:
     """The default mix, as pieces: each corpus's train part (with its repeats) and its validation split."""
+    weights = {**REPEATS, **(repeats_of or {})}
     train, valid = [], []
     for split in splits:
         data = split.file_bytes()
@@ -84,7 +89,7 @@ def english_pieces(splits: Sequence[Split]) -> tuple[list[Piece], list[Piece]]:
         base = Piece(
             "english", "train", "shared-data", split.sha256, split.relpath, len(data), data[:cut], licence
         )
-        train.append(replace(base, repeats=REPEATS.get(split.name, DEFAULT_REPEATS)))
+        train.append(replace(base, repeats=weights.get(split.name, DEFAULT_REPEATS)))
         valid.append(replace(base, split="valid", data=data[cut:], offset=cut))
     return train, valid
 
@@ -144,11 +149,13 @@ def build(
     kinds: Sequence[Kind] = KINDS,
     english: Sequence[Split] = VALIDATION_SPLITS,
     allow_drift: bool = False,
+    english_repeats: dict[str, int] | None = None,
     warn: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Write the mix under ``out`` (see the module docstring); returns the manifest."""
     opened, package_records = open_all(src, sources, allow_drift, warn)
-    eng_train, eng_valid = english_pieces([s.at(data) for s in english])  # a bad --data fails before the work
+    # a bad --data fails before the work
+    eng_train, eng_valid = english_pieces([s.at(data) for s in english], english_repeats)
     selections: list[tuple[Kind, Selection]] = []
     seen: set[str] = set()
     for kind in kinds:
@@ -220,6 +227,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=SHARED_DATA, help="the shared data directory (English)")
     parser.add_argument("--src", type=Path, default=SRC, help="the fetched packages (broad_fetch --into)")
     parser.add_argument("--allow-drift", action="store_true", help="build from other versions than pinned")
+    parser.add_argument(
+        "--repeats",
+        default="",
+        help="reweight the English corpora, e.g. tinyshakespeare=3,wikitext2-test=4 (the second stage's mix)",
+    )
     args = parser.parse_args(argv)
     try:
         manifest = build(
@@ -227,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
             args.out,
             args.data,
             allow_drift=args.allow_drift,
+            english_repeats=parse_repeats(args.repeats),
             warn=lambda m: print(m, file=sys.stderr),
         )
     except (OSError, ValueError) as err:  # SourceError is a ValueError
