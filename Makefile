@@ -131,8 +131,9 @@ broad-model: install  ## fine-tune models/default on the broad mix into models/b
 		--repeats $(FINETUNE_REPEATS) $(DRIFT)
 	$(BIN)/lnrnn train --data $(BROAD_DATA_FT) --preset broad-reweight --init-from runs/broad-model --quiet \
 		--out runs/broad-model-ft
-	$(BIN)/lnrnn export runs/broad-model-ft --out models/broad --quantize int8,int8w,int4 \
+	$(BIN)/lnrnn export runs/broad-model-ft --out models/broad --quantize int8,int8w \
 		--verify-data $(BROAD_DATA)/valid.txt
+	$(BIN)/lnrnn quantize models/broad --bits 4 --block-size 32 --data $(BROAD_DATA)/valid.txt
 	$(BIN)/lnrnn plot runs/broad-model --out models/broad/curves.png
 	$(BIN)/lnrnn plot runs/broad-model-ft --out models/broad/curves-reweight.png
 	$(BIN)/python -m bench.kinds --data $(BROAD_DATA) --model models/broad --model models/default \
