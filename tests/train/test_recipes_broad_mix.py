@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from lnrnn.train.recipes import licences
-from lnrnn.train.recipes.broad_mix import build
+from lnrnn.train.recipes.broad_mix import build, parse_mix_repeats
 from lnrnn.train.recipes.broad_select import cut
 from lnrnn.train.recipes.corpora import REPO, Split
 from lnrnn.train.recipes.default_mix import DEFAULT_REPEATS
@@ -269,6 +269,40 @@ def test_english_repeats_reweight_only_the_english_train_part(fake: Fake) -> Non
     assert {k: v for k, v in tree(b).items() if k != "train.txt" and k != "manifest.json"} == {
         k: v for k, v in tree(a).items() if k != "train.txt" and k != "manifest.json"
     }
+
+
+def test_kind_repeats_repeat_every_train_piece_of_that_kind_and_nothing_else(fake: Fake) -> None:
+    plain, a = run(fake, "a")
+    heavier, b = run(fake, "b", kind_repeats={"man": 3})
+    kinds = {k["kind"]: k for k in heavier["kinds"]}
+    before = {k["kind"]: k for k in plain["kinds"]}
+    man = [p for p in heavier["pieces"] if p["kind"] == "man" and p["split"] == "train"]
+    assert man and all(p["repeats"] == 3 for p in man)
+    assert all(p["repeats"] == 1 for p in heavier["pieces"] if p["kind"] == "code")
+    assert kinds["man"]["train_bytes"] == 3 * before["man"]["train_bytes"]
+    assert kinds["man"]["train_files"] == before["man"]["train_files"]  # the same files, each three times
+    train = (b / "train.txt").read_bytes()
+    for piece in man:  # each piece's bytes three times in a row, where the manifest says
+        c, d = piece["out_range"]
+        lo, hi = piece["file_range"]
+        assert train[c:d] == source_bytes(fake.root, piece)[lo:hi] * 3
+    lo, hi = before["man"]["train_txt_range"]
+    old = (a / "train.txt").read_bytes()
+    assert train[:lo] == old[:lo] and train[kinds["man"]["train_txt_range"][1] :] == old[hi:]
+    assert {k: v for k, v in tree(b).items() if k not in ("train.txt", "manifest.json")} == {
+        k: v for k, v in tree(a).items() if k not in ("train.txt", "manifest.json")
+    }
+
+
+def test_repeats_take_english_corpora_and_kinds_but_never_an_out_of_domain_kind() -> None:
+    english, kinds = parse_mix_repeats("tinyshakespeare=3, code-c=2,csv=3", KINDS)
+    assert english == {"tinyshakespeare": 3} and kinds == {"code-c": 2, "csv": 3}
+    assert parse_mix_repeats("", KINDS) == ({}, {})
+    for bad in ("perl=2", "code-c=0", "code-c", "csv=x", "nosuch=2"):
+        with pytest.raises(ValueError, match=f"--repeats: bad item '{bad}'"):
+            parse_mix_repeats(bad, KINDS)
+    with pytest.raises(ValueError, match="or a kind of the mix: .*'code-c'"):
+        parse_mix_repeats("perl=2", KINDS)
 
 
 def test_the_command_refuses_a_bad_repeats_item_in_one_line(tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 """Build the broad training mix: the default model's English mix plus code, markup and other languages.
 
 python -m lnrnn.train.recipes.broad_mix --out runs/broad-data [--data ../shared/data] [--src runs/broad-src]
-    [--allow-drift] [--repeats tinyshakespeare=3,...]
+    [--allow-drift] [--repeats tinyshakespeare=3,code-c=2,...]
 
 Needs the packages of ``sources.py`` fetched under ``--src`` first
 (``python -m lnrnn.train.recipes.broad_fetch``; ``make default-data`` runs both). Writes under ``--out``:
@@ -9,7 +9,8 @@ Needs the packages of ``sources.py`` fetched under ``--src`` first
 * ``train.txt``: the default mix's English train part, byte for byte with its repeats (``default_mix``), then
   each kind's train pieces, kinds in ``sources.KINDS`` order. ``--repeats`` reweights the English corpora as
   ``default_mix --repeats`` does (with the default model's fine-tuning weights: the broad model's second
-  stage); everything else, ``valid.txt`` included, is unchanged by it.
+  stage) and, by kind name, every train piece of a kind (the broad model's third stage); everything else,
+  ``valid.txt`` included, is unchanged by it.
 * ``valid.txt``: the English validation splits (the default mix's ``valid.txt``), then each kind's held-out
   pieces; ``valid/<kind>.txt``: the same per kind (``valid/english.txt`` included).
 * ``ood/<kind>.txt``: the out-of-domain kinds, which are in neither file above.
@@ -73,6 +74,26 @@ def open_all(
             }
         )
     return opened, records
+
+
+def parse_mix_repeats(text: str, kinds: Sequence[Kind] = KINDS) -> tuple[dict[str, int], dict[str, int]]:
+    """``name=N,...`` -> ({English corpus: N}, {kind: N}); out-of-domain kinds, unknown names and N < 1 are
+    errors (an out-of-domain kind is never trained on)."""
+    kind_names = {k.name for k in kinds if not k.ood}
+    english: list[str] = []
+    by_kind: dict[str, int] = {}
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        name, sep, count = item.partition("=")
+        if name not in kind_names:
+            english.append(item)
+        elif not sep or not count.isdigit() or int(count) < 1:
+            raise ValueError(f"--repeats: bad item {item!r} (want NAME=N, N >= 1)")
+        else:
+            by_kind[name] = int(count)
+    try:
+        return parse_repeats(",".join(english)), by_kind
+    except ValueError as err:  # name the kinds too: parse_repeats knows only the English corpora
+        raise ValueError(f"{err}; or a kind of the mix: {sorted(kind_names)}") from None
 
 
 def english_pieces(
@@ -150,6 +171,7 @@ def build(
     english: Sequence[Split] = VALIDATION_SPLITS,
     allow_drift: bool = False,
     english_repeats: dict[str, int] | None = None,
+    kind_repeats: dict[str, int] | None = None,
     warn: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Write the mix under ``out`` (see the module docstring); returns the manifest."""
@@ -160,7 +182,10 @@ def build(
     seen: set[str] = set()
     for kind in kinds:
         chosen = [s for s in sources if s.kind == kind.name]
-        selections.append((kind, select_kind(kind, candidates(kind, opened, chosen), seen)))
+        sel = select_kind(kind, candidates(kind, opened, chosen), seen)
+        if repeats := (kind_repeats or {}).get(kind.name):
+            sel = replace(sel, train=[replace(p, repeats=repeats) for p in sel.train])
+        selections.append((kind, sel))
 
     english_sel = Selection(held_out=eng_valid, train=eng_train)
     train, valid = Output("train.txt"), Output("valid.txt")
@@ -230,16 +255,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--repeats",
         default="",
-        help="reweight the English corpora, e.g. tinyshakespeare=3,wikitext2-test=4 (the second stage's mix)",
+        help="reweight English corpora and kinds, e.g. tinyshakespeare=3,code-c=2 (the later stages' mixes)",
     )
     args = parser.parse_args(argv)
     try:
+        english_repeats, kind_repeats = parse_mix_repeats(args.repeats)
         manifest = build(
             args.src,
             args.out,
             args.data,
             allow_drift=args.allow_drift,
-            english_repeats=parse_repeats(args.repeats),
+            english_repeats=english_repeats,
+            kind_repeats=kind_repeats,
             warn=lambda m: print(m, file=sys.stderr),
         )
     except (OSError, ValueError) as err:  # SourceError is a ValueError
