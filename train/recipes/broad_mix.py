@@ -77,23 +77,12 @@ def open_all(
 
 
 def parse_mix_repeats(text: str, kinds: Sequence[Kind] = KINDS) -> tuple[dict[str, int], dict[str, int]]:
-    """``name=N,...`` -> ({English corpus: N}, {kind: N}); out-of-domain kinds, unknown names and N < 1 are
-    errors (an out-of-domain kind is never trained on)."""
+    """``name=N,...`` -> ({English corpus: N}, {kind: N}); out-of-domain kinds (never trained on), unknown
+    names and N < 1 are errors."""
     kind_names = {k.name for k in kinds if not k.ood}
-    english: list[str] = []
-    by_kind: dict[str, int] = {}
-    for item in filter(None, (s.strip() for s in text.split(","))):
-        name, sep, count = item.partition("=")
-        if name not in kind_names:
-            english.append(item)
-        elif not sep or not count.isdigit() or int(count) < 1:
-            raise ValueError(f"--repeats: bad item {item!r} (want NAME=N, N >= 1)")
-        else:
-            by_kind[name] = int(count)
-    try:
-        return parse_repeats(",".join(english)), by_kind
-    except ValueError as err:  # name the kinds too: parse_repeats knows only the English corpora
-        raise ValueError(f"{err}; or a kind of the mix: {sorted(kind_names)}") from None
+    weights = parse_repeats(text, {s.name for s in VALIDATION_SPLITS} | kind_names)
+    english = {name: n for name, n in weights.items() if name not in kind_names}
+    return english, {name: n for name, n in weights.items() if name in kind_names}
 
 
 def english_pieces(

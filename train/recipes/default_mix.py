@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -66,9 +67,10 @@ def build(data_dir: Path, out: Path, repeats_of: dict[str, int] | None = None) -
     return manifest
 
 
-def parse_repeats(text: str) -> dict[str, int]:
-    """``name=N,...`` -> {name: N}; unknown corpora and N < 1 are errors."""
-    names = {s.name for s in VALIDATION_SPLITS}
+def parse_repeats(text: str, names: Collection[str] = ()) -> dict[str, int]:
+    """``name=N,...`` -> {name: N}; names other than ``names`` (default: the English corpora) and N < 1 are
+    errors."""
+    names = set(names) or {s.name for s in VALIDATION_SPLITS}
     out: dict[str, int] = {}
     for item in filter(None, (s.strip() for s in text.split(","))):
         name, sep, count = item.partition("=")
