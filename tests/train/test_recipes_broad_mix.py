@@ -256,7 +256,7 @@ def test_the_command_refuses_drift_and_missing_packages_in_one_line(tmp_path: Pa
 
 def test_english_repeats_reweight_only_the_english_train_part(fake: Fake) -> None:
     plain, a = run(fake, "a")
-    heavier, b = run(fake, "b", english_repeats={"prose-a": 5})
+    heavier, b = run(fake, "b", repeats={"prose-a": 5})
     english = [p for p in heavier["pieces"] if p["kind"] == "english" and p["split"] == "train"]
     assert [p["repeats"] for p in english] == [5, DEFAULT_REPEATS]
     first = source_bytes(fake.root, english[0])
@@ -273,7 +273,7 @@ def test_english_repeats_reweight_only_the_english_train_part(fake: Fake) -> Non
 
 def test_kind_repeats_repeat_every_train_piece_of_that_kind_and_nothing_else(fake: Fake) -> None:
     plain, a = run(fake, "a")
-    heavier, b = run(fake, "b", kind_repeats={"man": 3})
+    heavier, b = run(fake, "b", repeats={"man": 3})
     kinds = {k["kind"]: k for k in heavier["kinds"]}
     before = {k["kind"]: k for k in plain["kinds"]}
     man = [p for p in heavier["pieces"] if p["kind"] == "man" and p["split"] == "train"]
@@ -295,9 +295,9 @@ def test_kind_repeats_repeat_every_train_piece_of_that_kind_and_nothing_else(fak
 
 
 def test_repeats_take_english_corpora_and_kinds_but_never_an_out_of_domain_kind() -> None:
-    english, kinds = parse_mix_repeats("tinyshakespeare=3, code-c=2,csv=3", KINDS)
-    assert english == {"tinyshakespeare": 3} and kinds == {"code-c": 2, "csv": 3}
-    assert parse_mix_repeats("", KINDS) == ({}, {})
+    repeats = parse_mix_repeats("tinyshakespeare=3, code-c=2,csv=3", KINDS)
+    assert repeats == {"tinyshakespeare": 3, "code-c": 2, "csv": 3}
+    assert parse_mix_repeats("", KINDS) == {}
     for bad in ("perl=2", "code-c=0", "code-c", "csv=x", "nosuch=2"):
         with pytest.raises(ValueError, match=f"--repeats: bad item '{bad}'"):
             parse_mix_repeats(bad, KINDS)

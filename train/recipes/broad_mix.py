@@ -76,13 +76,10 @@ def open_all(
     return opened, records
 
 
-def parse_mix_repeats(text: str, kinds: Sequence[Kind] = KINDS) -> tuple[dict[str, int], dict[str, int]]:
-    """``name=N,...`` -> ({English corpus: N}, {kind: N}); out-of-domain kinds (never trained on), unknown
-    names and N < 1 are errors."""
-    kind_names = {k.name for k in kinds if not k.ood}
-    weights = parse_repeats(text, {s.name for s in VALIDATION_SPLITS} | kind_names)
-    english = {name: n for name, n in weights.items() if name not in kind_names}
-    return english, {name: n for name, n in weights.items() if name in kind_names}
+def parse_mix_repeats(text: str, kinds: Sequence[Kind] = KINDS) -> dict[str, int]:
+    """``name=N,...`` -> {English corpus or kind: N}; out-of-domain kinds (never trained on), unknown names
+    and N < 1 are errors."""
+    return parse_repeats(text, {s.name for s in VALIDATION_SPLITS} | {k.name for k in kinds if not k.ood})
 
 
 def english_pieces(
@@ -159,21 +156,21 @@ def build(
     kinds: Sequence[Kind] = KINDS,
     english: Sequence[Split] = VALIDATION_SPLITS,
     allow_drift: bool = False,
-    english_repeats: dict[str, int] | None = None,
-    kind_repeats: dict[str, int] | None = None,
+    repeats: dict[str, int] | None = None,
     warn: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Write the mix under ``out`` (see the module docstring); returns the manifest."""
+    """Write the mix under ``out`` (see the module docstring); returns the manifest. ``repeats``: by English
+    corpus or kind name, how many times each of its train pieces is given."""
     opened, package_records = open_all(src, sources, allow_drift, warn)
     # a bad --data fails before the work
-    eng_train, eng_valid = english_pieces([s.at(data) for s in english], english_repeats)
+    eng_train, eng_valid = english_pieces([s.at(data) for s in english], repeats)
     selections: list[tuple[Kind, Selection]] = []
     seen: set[str] = set()
     for kind in kinds:
         chosen = [s for s in sources if s.kind == kind.name]
         sel = select_kind(kind, candidates(kind, opened, chosen), seen)
-        if repeats := (kind_repeats or {}).get(kind.name):
-            sel = replace(sel, train=[replace(p, repeats=repeats) for p in sel.train])
+        if times := (repeats or {}).get(kind.name):
+            sel = replace(sel, train=[replace(p, repeats=times) for p in sel.train])
         selections.append((kind, sel))
 
     english_sel = Selection(held_out=eng_valid, train=eng_train)
@@ -248,14 +245,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        english_repeats, kind_repeats = parse_mix_repeats(args.repeats)
         manifest = build(
             args.src,
             args.out,
             args.data,
             allow_drift=args.allow_drift,
-            english_repeats=english_repeats,
-            kind_repeats=kind_repeats,
+            repeats=parse_mix_repeats(args.repeats),
             warn=lambda m: print(m, file=sys.stderr),
         )
     except (OSError, ValueError) as err:  # SourceError is a ValueError
