@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from lnrnn.train.model import ByteLM
-from lnrnn.train.presets import PRESETS, resolve
+from lnrnn.train.presets import FINETUNE_PRESETS, PRESETS, resolve
+from lnrnn.train.recipes.corpora import REPO
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -25,3 +28,27 @@ def test_quality_presets_are_small(name: str, params: int) -> None:
 def test_shakespeare_preset_uses_nanogpt_split() -> None:
     _, train_cfg = resolve("shakespeare", {})
     assert train_cfg.split == "0.9,0.1,0" and 0 < train_cfg.max_minutes <= 60
+
+
+def makefile_train_commands() -> list[str]:
+    """Every ``lnrnn train`` command of the Makefile, its continuation lines joined, with the ladder macro's
+    command once per ``$(call LADDER_MODEL,<size>,...)``."""
+    text = (REPO / "Makefile").read_text(encoding="utf-8").replace("\\\n", " ")
+    commands = [line for line in text.splitlines() if "lnrnn train " in line]
+    sizes = re.findall(r"\$\(call LADDER_MODEL,([^,)]+)", text)
+    return [c.replace("$(1)", size) for c in commands if "$(1)" in c for size in sizes] + [
+        c for c in commands if "$(1)" not in c
+    ]
+
+
+def test_every_recipe_in_the_makefile_names_a_preset_the_cli_accepts() -> None:
+    # the recipes run for hours: a misspelt preset, or a fine-tuning preset without its --init-from (which
+    # the CLI refuses), would only show after the stages before it
+    commands = makefile_train_commands()
+    assert len(commands) >= 7  # default-model's two stages, broad-model's three, the two ladder models
+    for command in commands:
+        preset = re.search(r"--preset (\S+)", command)
+        assert preset is not None and preset.group(1) in PRESETS, command
+        assert (preset.group(1) in FINETUNE_PRESETS) == ("--init-from" in command), command
+    broad = [re.search(r"--preset (\S+)", c).group(1) for c in commands if "--out runs/broad-model" in c]
+    assert broad == ["broad-finetune", "broad-reweight", "broad-english"]
