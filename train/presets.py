@@ -76,6 +76,25 @@ class TrainConfig:
             raise UserError(f"unknown device {self.device!r}; expected auto, cpu or cuda")
 
 
+def broad_stage(lr: float, steps: int) -> dict[str, Any]:
+    """A stage of the broad model: each continues the one before on 2.5M parameters with the same batch,
+    cosine schedule and light dropout (the new kinds are read less than twice); lr and length are its own.
+    One validation at the end: the 1.39 MB broad validation file costs minutes."""
+    return {
+        "batch_size": 64,
+        "bptt": 128,
+        "lr": lr,
+        "schedule": "cosine",
+        "dropout_input": 0.0,
+        "dropout_hidden": 0.05,
+        "dropout_output": 0.1,
+        "weight_drop": 0.05,
+        "max_steps": steps,
+        "max_minutes": 0.0,
+        "eval_interval": steps,
+    }
+
+
 PRESETS: dict[str, dict[str, Any]] = {
     # Seconds on CPU: for tests and smoke runs.
     "tiny": {
@@ -165,70 +184,22 @@ PRESETS: dict[str, dict[str, Any]] = {
     # knows more than English prose. Lighter dropout than the English stages (the new kinds are seen for
     # the first time and less than twice), fresh Adam at half the first stage's lr; one validation at the
     # end (the 1.39 MB broad validation file costs minutes).
-    "broad-finetune": {
-        "batch_size": 64,
-        "bptt": 128,
-        "lr": 1e-3,
-        "schedule": "cosine",
-        "dropout_input": 0.0,
-        "dropout_hidden": 0.05,
-        "dropout_output": 0.1,
-        "weight_drop": 0.05,
-        "max_steps": 4800,
-        "max_minutes": 0.0,
-        "eval_interval": 4800,
-    },
+    "broad-finetune": broad_stage(lr=1e-3, steps=4800),
     # Second stage of the broad model: the ``broad-finetune`` run continued (``--init-from``) on the broad mix
     # with its English reweighted as in ``mix-finetune`` (``broad_mix --repeats``: Tiny Shakespeare x3,
     # WikiText-2 x4, lcet10 x3, PTB-char x2), because the first stage read the English of the default's first
     # stage only and lost 0.02-0.09 bits/byte on the English splits; fresh Adam at 0.4x the first stage's lr.
-    "broad-reweight": {
-        "batch_size": 64,
-        "bptt": 128,
-        "lr": 4e-4,
-        "schedule": "cosine",
-        "dropout_input": 0.0,
-        "dropout_hidden": 0.05,
-        "dropout_output": 0.1,
-        "weight_drop": 0.05,
-        "max_steps": 3600,
-        "max_minutes": 0.0,
-        "eval_interval": 3600,
-    },
+    "broad-reweight": broad_stage(lr=4e-4, steps=3600),
     # A third stage of the broad model, tried and not shipped (docs/broad-mix.md): the ``broad-reweight`` run
     # continued (``--init-from``) on the second stage's mix with the six kinds whose held-out split the model
     # alone coded worse than PPMd order 6 or xz -9e given twice (CSV three times: its train part is the
     # smallest); fresh Adam at 0.75x the second stage's lr. It traded English for those kinds.
-    "broad-focus": {
-        "batch_size": 64,
-        "bptt": 128,
-        "lr": 3e-4,
-        "schedule": "cosine",
-        "dropout_input": 0.0,
-        "dropout_hidden": 0.05,
-        "dropout_output": 0.1,
-        "weight_drop": 0.05,
-        "max_steps": 3000,
-        "max_minutes": 0.0,
-        "eval_interval": 3000,
-    },
+    "broad-focus": broad_stage(lr=3e-4, steps=3000),
     # The broad model's third stage: the ``broad-reweight`` run continued on the broad mix with its English
     # weighted up, tinyshakespeare six times (the English split it lost most on against the default), because
     # a stage that weighted kinds up instead traded English away (``broad-focus``). 3,300 steps read ~0.8 of
     # that 34.5 MB mix: each of the 64 streams reads its own contiguous part, in order.
-    "broad-english": {
-        "batch_size": 64,
-        "bptt": 128,
-        "lr": 3e-4,
-        "schedule": "cosine",
-        "dropout_input": 0.0,
-        "dropout_hidden": 0.05,
-        "dropout_output": 0.1,
-        "weight_drop": 0.05,
-        "max_steps": 3300,
-        "max_minutes": 0.0,
-        "eval_interval": 3300,
-    },
+    "broad-english": broad_stage(lr=3e-4, steps=3300),
     # The size ladder: the ``mix`` recipe (Adam, cosine, 64 x 128; lr 3e-3 for the smallest) on the broad
     # mix, without dropout or weight drop (at these sizes the models underfit 27.8 MB). Cell and shape chosen
     # at an equal parameter budget by 600-step runs on a 3 MB sample of the mix (docs/ladder.md); the two
