@@ -8,9 +8,9 @@ Needs the packages of ``sources.py`` fetched under ``--src`` first
 
 * ``train.txt``: the default mix's English train part, byte for byte with its repeats (``default_mix``), then
   each kind's train pieces, kinds in ``sources.KINDS`` order. ``--repeats`` reweights the English corpora as
-  ``default_mix --repeats`` does (with the default model's fine-tuning weights: the broad model's second
-  stage) and, by kind name, every train piece of a kind (the broad model's third stage); everything else,
-  ``valid.txt`` included, is unchanged by it.
+  ``default_mix --repeats`` does (the broad model's second stage: the default model's fine-tuning weights;
+  its third: Tiny Shakespeare six times) and, by kind name, every train piece of a kind (the kind-weighted
+  stage, tried and not shipped); everything else, ``valid.txt`` included, is unchanged by it.
 * ``valid.txt``: the English validation splits (the default mix's ``valid.txt``), then each kind's held-out
   pieces; ``valid/<kind>.txt``: the same per kind (``valid/english.txt`` included).
 * ``ood/<kind>.txt``: the out-of-domain kinds, which are in neither file above.
