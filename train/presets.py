@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from lnrnn.errors import UserError
-from lnrnn.train.model import ModelConfig
+from lnrnn.train.model import ARCHITECTURE_KEYS, ModelConfig
 
 
 @dataclass
@@ -276,15 +276,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
-# they carry no architecture: --init-from supplies it
-FINETUNE_PRESETS = {
-    "mix-finetune",
-    "broad-finetune",
-    "broad-reweight",
-    "broad-focus",
-    "broad-english",
-    "broad-books",
-}
+# a preset that names no architecture fine-tunes: --init-from supplies the architecture and the weights
+# (derived, so that a new stage cannot be left out and train a fresh default-shaped model instead)
+FINETUNE_PRESETS = {name for name, values in PRESETS.items() if not set(ARCHITECTURE_KEYS) & values.keys()}
 MODEL_KEYS = {f.name for f in fields(ModelConfig)}
 TRAIN_KEYS = {f.name for f in fields(TrainConfig)}
 
