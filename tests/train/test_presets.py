@@ -46,21 +46,21 @@ def test_every_recipe_in_the_makefile_names_a_preset_the_cli_accepts() -> None:
     # the recipes run for hours: a misspelt preset, or a fine-tuning preset without its --init-from (which
     # the CLI refuses), would only show after the stages before it
     commands = makefile_train_commands()
-    assert len(commands) >= 8  # default-model's two stages, broad-model's four, the two ladder models
+    assert len(commands) >= 9  # default-model's two stages, broad-model's five, the two ladder models
     for command in commands:
         preset = re.search(r"--preset (\S+)", command)
         assert preset is not None and preset.group(1) in PRESETS, command
         assert (preset.group(1) in FINETUNE_PRESETS) == ("--init-from" in command), command
     broad = [re.search(r"--preset (\S+)", c).group(1) for c in commands if "--out runs/broad-model" in c]
-    assert broad == ["broad-finetune", "broad-reweight", "broad-english", "broad-books"]
+    assert broad == ["broad-finetune", "broad-reweight", "broad-english", "broad-books", "broad-splits"]
 
 
 def test_every_repeats_of_the_makefile_parses_for_the_broad_mix() -> None:
-    # the same reason: a misspelt corpus in the fourth stage's weights would fail after three stages
+    # the same reason: a misspelt corpus in the fifth stage's weights would fail after four stages
     text = (REPO / "Makefile").read_text(encoding="utf-8")
     values = dict(re.findall(r"^([A-Z_]+_REPEATS) = (\S+)$", text, flags=re.MULTILINE))
     used = re.findall(r"--repeats \$\(([A-Z_]+)\)", text)
-    assert set(used) == {"FINETUNE_REPEATS", "ENGLISH_REPEATS", "BOOKS_REPEATS"}
+    assert set(used) == {"FINETUNE_REPEATS", "ENGLISH_REPEATS", "BOOKS_REPEATS", "SPLITS_REPEATS"}
     parsed = {
         name: parse_mix_repeats(re.sub(r"\$\(([A-Z_]+)\)", lambda m: values[m.group(1)], values[name]))
         for name in used
@@ -68,3 +68,11 @@ def test_every_repeats_of_the_makefile_parses_for_the_broad_mix() -> None:
     assert parsed["BOOKS_REPEATS"] == {**parsed["ENGLISH_REPEATS"], "warandpeace": 2} | dict.fromkeys(
         ("alice29", "asyoulik", "plrabn12"), 3
     )
+    # the fifth stage: the splits still lost on weighted up, War and Peace once more to keep its share
+    assert parsed["SPLITS_REPEATS"] == {
+        **parsed["BOOKS_REPEATS"],
+        "tinyshakespeare": 8,
+        "ptb-char-valid": 4,
+        "warandpeace": 3,
+        "asyoulik": 6,
+    }
