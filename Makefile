@@ -154,7 +154,7 @@ broad-model: install  ## fine-tune models/default on the broad mix into models/b
 		--out runs/broad-model-splits
 	$(BIN)/lnrnn export runs/broad-model-splits --out models/broad --quantize int8,int8w \
 		--verify-data $(BROAD_DATA)/valid.txt
-	$(BIN)/lnrnn quantize models/broad --bits 4 --block-size 32 --data $(BROAD_DATA)/valid.txt
+	$(BIN)/lnrnn quantize models/broad --bits 4 --block-size 16 --data $(BROAD_DATA)/valid.txt
 	$(BIN)/lnrnn plot runs/broad-model --out models/broad/curves.png
 	$(BIN)/lnrnn plot runs/broad-model-ft --out models/broad/curves-reweight.png
 	$(BIN)/lnrnn plot runs/broad-model-en --out models/broad/curves-english.png
