@@ -88,7 +88,8 @@ def coverage(manifest: dict[str, Any], batch: int, bptt: int, steps: int) -> lis
     if length < bptt + 1:
         raise UserError(f"train.txt has {manifest['train_bytes']:,} bytes, fewer than one batch")
     read = positions_read(length, bptt, steps)
-    english, kinds = [], {}
+    english: list[Coverage] = []
+    kinds: dict[str, list[int]] = {}  # kind -> [bytes, read, whole]
     kind_copies: dict[str, int] = {}
     for piece in manifest["pieces"]:
         if piece["split"] != "train" or piece.get("out", "train.txt") != "train.txt":
@@ -111,7 +112,10 @@ def coverage(manifest: dict[str, Any], batch: int, bptt: int, steps: int) -> lis
             total[0] += size
             total[1] += union_length(spans)
             total[2] += union_length(full)
-    return english + [Coverage(k, k, kind_copies[k], *totals, (0, 0)) for k, totals in kinds.items()]
+    return english + [
+        Coverage(kind, kind, kind_copies[kind], total_bytes, total_read, total_whole, (0, 0))
+        for kind, (total_bytes, total_read, total_whole) in kinds.items()
+    ]
 
 
 def report(rows: Sequence[Coverage]) -> list[str]:
