@@ -36,7 +36,7 @@ def positions_read(length: int, bptt: int, steps: int) -> int:
 
 def read_spans(start: int, size: int, length: int, streams: int, read: int) -> list[Span]:
     """The offsets (within the piece) of the bytes at ``[start, start + size)`` of ``train.txt`` that are
-    targets: byte ``o`` is token ``o + 1`` (the stream begins with BOS), at stream ``(o + 1) // length``,
+    targets: byte ``o`` is token ``o + 1`` (the tokens begin with one BOS), at stream ``(o + 1) // length``,
     position ``(o + 1) % length``; streams past ``streams`` are the dropped tail."""
     spans = []
     first, last = (start + 1) // length, (start + size) // length
